@@ -1,0 +1,59 @@
+# Development entry points.  Everything PostgreSQL goes through scripts/pg.sh,
+# which finds (or, on Debian as root, installs) PostgreSQL and runs a private
+# loopback-only cluster; no system service or password setup needed.
+#
+#   make run            dev cluster in .data/postgres + the service
+#   make test           test suite against a throwaway cluster (or $DATABASE_URL)
+#   make db-stop        stop the dev cluster (make run leaves it running)
+#   make clean-db       stop it and delete .data/
+#
+# Overridable: PGPORT (dev cluster port), DEV_SECRET, BIND_ADDR, TEST_ARGS,
+# e.g. `make run PGPORT=54400` or `make test TEST_ARGS='webhook -- --nocapture'`.
+
+PGPORT     ?= 54329
+DEV_SECRET ?= dev-secret-0123456789abcdef
+BIND_ADDR  ?= 127.0.0.1:8080
+TEST_ARGS  ?=
+PGDIR      := .data/postgres
+PG         := scripts/pg.sh
+
+.PHONY: run db-start db-stop db-url psql test bench lint sqlx-prepare clean-db
+
+# `exec` hands the shell's place to cargo, so Ctrl-C stops the service.  The
+# cluster runs in its own session and keeps running; `make db-stop` stops it.
+run:
+	@url=$$($(PG) start $(PGDIR) $(PGPORT)) || exit 1; \
+	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
+		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' >&2; \
+	DATABASE_URL="$$url" AIRTABLE_USER_SYNC_SECRET='$(DEV_SECRET)' BIND_ADDR='$(BIND_ADDR)' \
+		SQLX_OFFLINE=true exec cargo run --bin rosterd -- serve
+
+db-start:
+	@$(PG) start $(PGDIR) $(PGPORT)
+
+db-stop:
+	@$(PG) stop $(PGDIR)
+
+db-url:
+	@$(PG) url $(PGDIR)
+
+psql:
+	@$(PG) start $(PGDIR) $(PGPORT) >/dev/null
+	@exec $(PG) psql $(PGDIR)
+
+test:
+	scripts/test.sh $(TEST_ARGS)
+
+bench:
+	scripts/bench.sh
+
+lint:
+	cargo fmt --check
+	SQLX_OFFLINE=true cargo clippy --all-targets -- -D warnings
+
+sqlx-prepare:
+	scripts/sqlx-prepare.sh
+
+clean-db:
+	@$(PG) stop $(PGDIR)
+	rm -rf .data

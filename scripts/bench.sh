@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Benchmarks: build the release service, run it against a private durable
+# PostgreSQL, load it, print figures.  Asserts nothing (exit 0 even when a
+# target is missed); exits non-zero only when the bench cannot run.
+#
+#   scripts/bench.sh                  (also: make bench)
+#
+# Sections (BENCH_SECTIONS, space-separated, default "ingest"):
+#   ingest   POST /api/sync/users/inbound: benches/ingest.rs posts N unique
+#            signed events over C connections, then replays them (duplicate
+#            path); then pgbench runs the service's own transaction
+#            (benches/ingest.pgbench.sql) at the same C against the same
+#            database.  Target (issue): at C=16 the service sustains
+#            >= 0.8x the pgbench rate with p99 < 20 ms.
+# To add a section (provisioning worker, lookup, ...): write section_NAME,
+# which may use the running service ($SERVICE_URL, $BENCH_SECRET) and the
+# database ($DATABASE_URL, run_psql) and appends lines to $SUMMARY; then add
+# NAME to the default of BENCH_SECTIONS.
+#
+# Environment:
+#   BENCH_EVENTS=4000        unique events per concurrency level
+#   BENCH_CONCURRENCY=1,4,16 concurrency levels (connections / pgbench clients)
+#   BENCH_PGBENCH_SECS=10    pgbench duration per level
+#   BENCH_SECTIONS=ingest    sections to run
+#   BENCH_KEEP_LOGS=1        keep the work dir (service log, pgbench logs)
+#
+# The cluster is a fresh throwaway one (scripts/lib/throwaway-pg.sh) with
+# PostgreSQL's default durability (fsync and synchronous_commit on), because
+# commit latency is most of what is measured.  The service and the load
+# generator share this machine's cores with PostgreSQL and pgbench; so does
+# anything else running (e.g. a compile), so read the figures with the load
+# average printed at the start.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BENCH_EVENTS=${BENCH_EVENTS:-4000}
+BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
+BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    printf 'bench: %s\n' "$*" >&2
+    exit 1
+}
+
+[[ $BENCH_EVENTS =~ ^[1-9][0-9]*$ ]] || die "BENCH_EVENTS must be a positive number"
+[[ $BENCH_PGBENCH_SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PGBENCH_SECS must be a positive number"
+[[ $BENCH_CONCURRENCY =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+    die "BENCH_CONCURRENCY must be comma-separated positive numbers, e.g. 1,4,16"
+IFS=, read -r -a LEVELS <<<"$BENCH_CONCURRENCY"
+
+# A PostgreSQL client tool: from PATH, else the newest versioned install.
+pg_tool() {
+    local name=$1 found
+    if found=$(command -v "$name"); then
+        printf '%s\n' "$found"
+        return 0
+    fi
+    found=$(printf '%s\n' "${ROSTERD_PG_ROOT:-/usr/lib/postgresql}"/*/bin/"$name" | sort -V | tail -n 1)
+    [[ -x $found ]] || return 1
+    printf '%s\n' "$found"
+}
+
+# ------------------------------------------------------------------ setup
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosterd-bench.XXXXXX")
+SUMMARY=$WORK/summary.txt
+: >"$SUMMARY"
+SERVICE_PID=""
+
+stop_service() {
+    [[ -n $SERVICE_PID ]] || return 0
+    if kill -0 "$SERVICE_PID" 2>/dev/null; then
+        kill -TERM "$SERVICE_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$SERVICE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVICE_PID" 2>/dev/null; then
+            say "service did not stop within 10 s of SIGTERM; killing it"
+            kill -KILL "$SERVICE_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$SERVICE_PID" 2>/dev/null || true
+    SERVICE_PID=""
+}
+
+remove_work() {
+    if [[ ${BENCH_KEEP_LOGS:-0} == 1 ]]; then
+        say "logs kept in $WORK"
+    else
+        rm -rf -- "$WORK"
+    fi
+}
+
+# shellcheck source=scripts/lib/throwaway-pg.sh
+source scripts/lib/throwaway-pg.sh
+# Registered first so they run last: the service stops before the cluster,
+# the work dir goes after both.
+throwaway_pg_at_exit remove_work
+throwaway_pg_at_exit stop_service
+THROWAWAY_PG_DURABLE=1 throwaway_pg_start
+
+PSQL=$(pg_tool psql) || die "psql not found (install postgresql-client)"
+PGBENCH=$(pg_tool pgbench) || die "pgbench not found (Debian: it is in postgresql-client)"
+CLUSTER_URL=${DATABASE_URL%/*} # postgres://rosterd@127.0.0.1:PORT
+
+run_psql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# ------------------------------------------------------------------ build
+
+# The sqlx query macros check every query at compile time: against the
+# committed .sqlx/ cache when there is one (SQLX_OFFLINE=true), otherwise
+# against a live database with the schema.  For the latter the migrations
+# are applied with psql to a scratch database `macros` in the same cluster:
+# not the `rosterd` database, which the service migrates itself at start and
+# would find already populated but without its _sqlx_migrations record.
+# (Once .sqlx/ is committed the first branch is always taken.)
+CARGO_ENV=()
+if [[ -d .sqlx ]]; then
+    CARGO_ENV=(SQLX_OFFLINE=true)
+else
+    say "no .sqlx/ cache: building against a scratch database 'macros'"
+    run_psql "$CLUSTER_URL/postgres" -c "CREATE DATABASE macros"
+    throwaway_pg_apply_migrations "$PSQL" "$CLUSTER_URL/macros"
+    CARGO_ENV=(SQLX_OFFLINE=false "DATABASE_URL=$CLUSTER_URL/macros")
+fi
+cargo_() { env "${CARGO_ENV[@]}" cargo "$@"; }
+
+say "building (release)"
+cargo_ build --release --bin rosterd
+cargo_ bench --bench ingest --no-run
+
+# ---------------------------------------------------------------- service
+
+free_port() {
+    local p
+    for ((p = 18080; p < 18200; p++)); do
+        [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]] || continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        printf '%s\n' "$p"
+        return 0
+    done
+    die "no free TCP port on 127.0.0.1 between 18080 and 18199"
+}
+
+http_ok() {
+    local url=$1
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS -o /dev/null --max-time 2 --noproxy '*' "$url" 2>/dev/null
+    else
+        # host:port/path from http://host:port/path
+        local rest=${url#http://} hostport path
+        hostport=${rest%%/*}
+        path=/${rest#*/}
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        timeout 3 bash -c '
+            exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+            printf "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$1" >&3
+            IFS= read -r line <&3
+            [[ $line == "HTTP/1.1 200"* ]]' _ "$hostport" "$path" 2>/dev/null
+    fi
+}
+
+# A fresh signing secret per run (hex, 48 bytes); never on a command line.
+BENCH_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+SERVICE_PORT=$(free_port)
+SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
+SERVICE_LOG=$WORK/service.log
+
+say "starting rosterd on $SERVICE_URL (log: $SERVICE_LOG)"
+env RUST_LOG=warn \
+    DATABASE_URL="$DATABASE_URL" \
+    BIND_ADDR="127.0.0.1:$SERVICE_PORT" \
+    AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
+    target/release/rosterd serve 2>"$SERVICE_LOG" &
+SERVICE_PID=$!
+
+ready=0
+for ((i = 0; i < 300; i++)); do # 30 s
+    if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+        tail -n 20 "$SERVICE_LOG" >&2 || true
+        die "rosterd exited before becoming ready (log above)"
+    fi
+    if http_ok "$SERVICE_URL/readyz"; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+((ready)) || {
+    tail -n 20 "$SERVICE_LOG" >&2 || true
+    die "rosterd not ready within 30 s"
+}
+
+# -------------------------------------------------------------- sections
+
+# Percentiles (nearest rank) of the numbers on stdin, in the unit given.
+percentiles() { # p...
+    sort -n | awk -v ps="$*" '
+        { v[NR] = $1 }
+        END {
+            n = split(ps, p, " ")
+            for (i = 1; i <= n; i++) {
+                r = int(p[i] * NR); if (r < p[i] * NR) r++; if (r < 1) r = 1
+                printf "%s%s", (i > 1 ? " " : ""), (NR ? v[r] : "nan")
+            }
+            print ""
+        }'
+}
+
+section_ingest() {
+    local run_tag c
+    run_tag=r$(date +%s)
+
+    echo
+    echo "== ingest: service (benches/ingest.rs, $BENCH_EVENTS events per level) =="
+    run_psql "$DATABASE_URL" -c CHECKPOINT
+    AIRTABLE_USER_SYNC_SECRET=$BENCH_SECRET cargo_ bench --bench ingest -- \
+        --url "$SERVICE_URL" --events "$BENCH_EVENTS" --concurrency "$BENCH_CONCURRENCY" \
+        --seed-prefix "$run_tag" --summary "$WORK/ingest-service.tsv"
+
+    echo
+    echo "== ingest: pgbench (benches/ingest.pgbench.sql, ${BENCH_PGBENCH_SECS} s per level) =="
+    for c in "${LEVELS[@]}"; do
+        local j=$((c < 2 ? c : 2)) out=$WORK/pgbench-c$c.out logdir=$WORK/pgbench-c$c
+        mkdir -p "$logdir"
+        run_psql "$DATABASE_URL" -c CHECKPOINT
+        "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
+            -D prefix="pgb_${run_tag}_c$c" -D i=0 \
+            -l --log-prefix="$logdir/log" \
+            -f benches/ingest.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
+            cat "$out" >&2
+            die "pgbench failed at C=$c (output above)"
+        }
+        local tps avg failed p50 p99 max
+        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+        avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
+        failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+        [[ -n $tps && -n $avg ]] || {
+            cat "$out" >&2
+            die "cannot read tps/latency from pgbench's output (above)"
+        }
+        # Per-transaction log: client, tx no, latency (us), script, epoch, us.
+        read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
+        printf 'pgbench C=%-3s %-10s %8.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (avg %.1f ms, %s failed)\n' \
+            "$c" transaction "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}"
+        printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/ingest-pgbench.tsv"
+    done
+
+    {
+        echo "ingest (POST /api/sync/users/inbound; target at C=16: >= 0.8x pgbench, p99 < 20 ms)"
+        printf '  %-4s %10s %8s %8s   %10s %8s   %11s %8s   %6s  %s\n' \
+            C "svc ev/s" p50 p99 "dup ev/s" "dup p99" "pgbench tps" p99 ratio verdict
+        for c in "${LEVELS[@]}"; do
+            awk -F'\t' -v c="$c" '
+                FILENAME ~ /service/ && $2 == c && $3 == "unique"    { u = $5; u50 = $6; u99 = $7; uerr = $9 }
+                FILENAME ~ /service/ && $2 == c && $3 == "duplicate" { d = $5; d99 = $7; derr = $9 }
+                FILENAME ~ /pgbench/ && $2 == c                      { t = $3; t99 = $5 }
+                END {
+                    ratio = (t > 0 && u != "") ? u / t : 0
+                    if (uerr + derr > 0)      verdict = "invalid: " (uerr + derr) " errors"
+                    else if (c != 16)         verdict = "-"
+                    else if (ratio >= 0.8 && u99 < 20) verdict = "target met"
+                    else                      verdict = "target missed"
+                    printf "  %-4s %10.0f %8.1f %8.1f   %10.0f %8.1f   %11.0f %8.1f   %5.2fx  %s\n",
+                        c, u, u50, u99, d, d99, t, t99, ratio, verdict
+                }' "$WORK/ingest-service.tsv" "$WORK/ingest-pgbench.tsv"
+        done
+        if [[ ,$BENCH_CONCURRENCY, != *,16,* ]]; then
+            echo "  (C=16 not measured: no verdict)"
+        fi
+    } >>"$SUMMARY"
+}
+
+say "machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $("$PSQL" --version)"
+say "PostgreSQL: fsync=$(run_psql "$DATABASE_URL" -c 'show fsync'), synchronous_commit=$(run_psql "$DATABASE_URL" -c 'show synchronous_commit')"
+for section in $BENCH_SECTIONS; do
+    declare -F "section_$section" >/dev/null || die "unknown section '$section' in BENCH_SECTIONS"
+    "section_$section"
+done
+
+echo
+echo "== summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
+cat "$SUMMARY"

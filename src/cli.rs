@@ -1,0 +1,237 @@
+//! The command line: `serve`, `migrate`, `sign`.
+
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::signature::Key;
+use crate::telemetry::LogFormat;
+use crate::{build_app, db, run_http, telemetry, AppState};
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rosterd",
+    version,
+    about = "Keeps a people roster and its login accounts in step"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the headers that sign a body read from stdin.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Scheme {
+    /// `X-Signature: sha256=<hex>` (the Airtable script's scheme).
+    Plain,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    /// Signing secret (the first of a comma-separated list is used).
+    #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(SecretString::from(s.to_owned())))]
+    pub secret: SecretString,
+    #[arg(long, value_enum, default_value = "plain")]
+    pub scheme: Scheme,
+    /// Standard scheme: message id (default: a random `msg_` id).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Standard scheme: Unix timestamp (default: now).
+    #[arg(long)]
+    pub timestamp: Option<i64>,
+}
+
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("rosterd: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rosterd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(msg)) => {
+            eprintln!("rosterd: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("rosterd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub enum Failure {
+    Config(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Migrate(args) => {
+            let cfg = args.resolve()?;
+            let pool = connect(&cfg).await?;
+            migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Sign(args) => sign(args).map_err(Failure::from),
+    }
+}
+
+async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
+    // sqlx's connect errors name the failure, never the URL or password.
+    db::connect(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))
+}
+
+async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    db::MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let config = args.resolve()?;
+    let pool = connect(&config.db).await?;
+    migrate(&pool).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", config.bind_addr))?;
+    tracing::info!(addr = %config.bind_addr, webhook = config.webhook_enabled, "rosterd listening");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let app = build_app(AppState {
+        db: pool.clone(),
+        config: Arc::new(config),
+    });
+    run_http(listener, app, shutdown.cancelled_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("server error: {e}"))?;
+    pool.close().await;
+    tracing::info!("rosterd stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight work finish.
+async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let first = args
+        .secret
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    let key = Key::parse(&first).map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .map_err(|e| anyhow::anyhow!("cannot read the body from stdin: {e}"))?;
+    for line in signed_headers(&key, args.scheme, args.id, args.timestamp, &body) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The header lines (`Name: value`) that sign `body`; usable with
+/// `curl -H @file`.
+pub fn signed_headers(
+    key: &Key,
+    scheme: Scheme,
+    id: Option<String>,
+    timestamp: Option<i64>,
+    body: &[u8],
+) -> Vec<String> {
+    match scheme {
+        Scheme::Plain => vec![format!("X-Signature: {}", key.sign_plain(body))],
+        Scheme::Standard => {
+            let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
+            let ts = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+            vec![
+                format!("webhook-id: {id}"),
+                format!("webhook-timestamp: {ts}"),
+                format!("webhook-signature: {}", key.sign_standard(&id, ts, body)),
+            ]
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! One error type for every route: `{"error": code, "detail"?}`. 5xx are
+//! logged with their cause chain and answered without internals.
+
+use crate::event::FieldError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid signature")]
+    InvalidSignature,
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("event id already used for a different body")]
+    EventIdConflict,
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+impl ApiError {
+    /// Sorts a database error into "try again later" (503) and "our bug" (500).
+    pub fn from_db(e: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::InvalidSignature => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::EventIdConflict => (StatusCode::CONFLICT, "event_id_conflict"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = match &self {
+            Self::MalformedJson(detail) | Self::BadRequest(detail) => {
+                json!({"error": code, "detail": detail})
+            }
+            Self::Validation(fields) => json!({"error": code, "fields": fields}),
+            _ => json!({"error": code}),
+        };
+        match &self {
+            Self::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,72 @@
+//! `POST /api/sync/users/inbound` (CONTRACT §4): verify the raw body, parse
+//! it once, apply it through the one apply path.
+
+use crate::error::ApiError;
+use crate::event::{BodyError, ParsedBody};
+use crate::roster::{ingest, ApplyError, Source};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+
+pub const PATH: &str = "/api/sync/users/inbound";
+
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route(PATH, post(inbound))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundResponse {
+    pub event_id: String,
+    pub outcome: &'static str,
+    pub user_id: String,
+}
+
+async fn inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<InboundResponse>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("could not read the request body".into())
+        }
+    })?;
+    let now = chrono::Utc::now().timestamp();
+    if state.config.verifier.verify(&headers, &body, now).is_err() {
+        tracing::warn!("inbound event with an invalid signature");
+        return Err(ApiError::InvalidSignature);
+    }
+    let parsed = ParsedBody::from_slice(&body).map_err(|e| match e {
+        BodyError::Malformed(detail) => ApiError::MalformedJson(detail),
+        BodyError::Invalid(fields) => ApiError::Validation(fields),
+    })?;
+    let outcome = ingest(&state.db, &parsed, Source::Webhook, &state.config.roles)
+        .await
+        .map_err(|e| match e {
+            ApplyError::Conflict => ApiError::EventIdConflict,
+            ApplyError::Db(e) => ApiError::from_db(e),
+        })?;
+    let event = &parsed.event;
+    tracing::info!(
+        event_id = %event.key.event_id,
+        event_type = event.event_type.as_str(),
+        user_id = %event.user_id,
+        outcome = outcome.as_str(),
+        "inbound event"
+    );
+    Ok(Json(InboundResponse {
+        event_id: event.key.event_id.to_string(),
+        outcome: outcome.as_str(),
+        user_id: event.user_id.to_string(),
+    }))
+}

@@ -1,0 +1,36 @@
+//! Health and readiness (CONTRACT §9).
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 only when the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match crate::db::migrations_current(&state.db).await {
+        Ok(true) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "not_ready", "detail": "migrations pending"})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "not_ready", "detail": "database unavailable"})),
+            )
+        }
+    }
+}

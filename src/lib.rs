@@ -1,0 +1,54 @@
+//! rosterd keeps a company's people roster and its login accounts in step.
+//!
+//! Follow one event: [`http::inbound`] → [`signature`] → [`event`] →
+//! [`roster::apply`] → (provisioning outbox).
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod provision;
+pub mod roster;
+pub mod signature;
+pub mod telemetry;
+
+use axum::Router;
+use config::Config;
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+}
+
+/// The whole HTTP surface. Tests and the binary build the same thing.
+pub fn build_app(state: AppState) -> Router {
+    let mut app = Router::new().merge(http::ops::router());
+    if state.config.webhook_enabled {
+        app = app.merge(http::inbound::router(state.config.max_body_bytes));
+    }
+    telemetry::layer(app.fallback(not_found).with_state(state))
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish.
+pub async fn run_http(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

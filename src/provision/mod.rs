@@ -1,0 +1,3 @@
+//! Provisioning: turning roster state into auth accounts.
+
+pub mod roles;

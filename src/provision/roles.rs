@@ -1,0 +1,76 @@
+//! Group-to-role mapping (CONTRACT §7).
+
+use crate::config::ConfigError;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `ROLE_MAP` and `ROLE_DEFAULTS`, parsed. Groups match case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleMap {
+    by_group: BTreeMap<String, BTreeSet<String>>,
+    defaults: BTreeSet<String>,
+}
+
+fn entries(s: &str) -> impl Iterator<Item = &str> {
+    // Accept real newlines and the literal `\n` an env file often carries.
+    s.split([',', '\n'])
+        .flat_map(|e| e.split("\\n"))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+}
+
+impl RoleMap {
+    pub fn parse(map: &str, defaults: &str) -> Result<Self, ConfigError> {
+        let mut by_group: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for entry in entries(map) {
+            let (group, role) = entry
+                .split_once('=')
+                .map(|(g, r)| (g.trim(), r.trim()))
+                .filter(|(g, r)| !g.is_empty() && !r.is_empty() && !r.contains('='))
+                .ok_or_else(|| {
+                    ConfigError::new("ROLE_MAP", format!("entry {entry:?} is not group=role"))
+                })?;
+            by_group
+                .entry(group.to_lowercase())
+                .or_default()
+                .insert(role.to_owned());
+        }
+        let defaults = entries(defaults).map(str::to_owned).collect();
+        Ok(Self { by_group, defaults })
+    }
+
+    /// Defaults ∪ mapped groups, deduplicated and sorted.
+    pub fn roles_for(&self, groups: &[String]) -> Vec<String> {
+        let mut roles = self.defaults.clone();
+        for g in groups {
+            if let Some(mapped) = self.by_group.get(&g.to_lowercase()) {
+                roles.extend(mapped.iter().cloned());
+            }
+        }
+        roles.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_groups_case_insensitively_with_defaults() {
+        let m =
+            RoleMap::parse("admins=admin\\nops=publisher\nOps=auditor, x = y", "reader").unwrap();
+        let groups = ["OPS".to_string(), "admins".into(), "unknown".into()];
+        assert_eq!(
+            m.roles_for(&groups),
+            ["admin", "auditor", "publisher", "reader"]
+        );
+        assert_eq!(m.roles_for(&[]), ["reader"]);
+    }
+
+    #[test]
+    fn malformed_entry_names_the_variable() {
+        for bad in ["admins", "=admin", "admins=", "a=b=c"] {
+            let e = RoleMap::parse(bad, "").unwrap_err();
+            assert_eq!(e.var, "ROLE_MAP", "{bad}");
+        }
+    }
+}

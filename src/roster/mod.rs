@@ -1,0 +1,10 @@
+//! The roster: one row per upstream record, two last-writer-wins registers
+//! each (CONTRACT §4). `merge` is the pure rule, `apply` the one transaction
+//! every event source goes through, `store` its SQL.
+
+pub mod apply;
+pub mod merge;
+pub mod store;
+
+pub use apply::{ingest, ApplyError, Outcome, Source};
+pub use merge::{ProfileRegister, Registers, RowStatus};

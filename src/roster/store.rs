@@ -1,0 +1,271 @@
+//! The roster's SQL: small functions named by verb, each taking a
+//! connection so one transaction can span several.
+
+use super::merge::{ProfileRegister, Registers};
+use crate::event::{Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+fn decode<T>(r: Result<T, String>) -> Result<T, sqlx::Error> {
+    r.map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+struct RowRecord {
+    email: Option<String>,
+    name: Option<String>,
+    profile_status: Option<String>,
+    groups: Vec<String>,
+    roles: Vec<String>,
+    profile_at: Option<DateTime<Utc>>,
+    profile_event_id: Option<String>,
+    deleted_at: Option<DateTime<Utc>>,
+    deleted_event_id: Option<String>,
+}
+
+impl RowRecord {
+    fn into_registers(self) -> Result<Registers, sqlx::Error> {
+        let profile = match (self.profile_at, self.profile_event_id, self.email) {
+            (Some(at), Some(id), Some(email)) => Some(ProfileRegister {
+                profile: Profile {
+                    email: Email::from_trusted(email),
+                    name: self.name,
+                    status: decode(ProfileStatus::parse(
+                        self.profile_status.as_deref().unwrap_or_default(),
+                    ))?,
+                    groups: self.groups,
+                },
+                roles: self.roles,
+                key: OrderKey {
+                    at,
+                    event_id: decode(EventId::parse(&id))?,
+                },
+            }),
+            _ => None,
+        };
+        let deletion = match (self.deleted_at, self.deleted_event_id) {
+            (Some(at), Some(id)) => Some(OrderKey {
+                at,
+                event_id: decode(EventId::parse(&id))?,
+            }),
+            _ => None,
+        };
+        Ok(Registers { profile, deletion })
+    }
+}
+
+/// Reads a row and holds its lock until the transaction ends.
+pub async fn lock_row(
+    conn: &mut PgConnection,
+    id: &RecordId,
+) -> Result<Option<Registers>, sqlx::Error> {
+    sqlx::query_as!(
+        RowRecord,
+        r#"select email, name, profile_status, groups, roles,
+                  profile_at, profile_event_id, deleted_at, deleted_event_id
+           from roster where id = $1 for update"#,
+        id.as_str()
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(RowRecord::into_registers)
+    .transpose()
+}
+
+/// The columns of a row's registers, as bound parameters.
+struct Columns<'a> {
+    email: Option<&'a str>,
+    name: Option<&'a str>,
+    status: Option<&'a str>,
+    groups: &'a [String],
+    roles: &'a [String],
+    profile_at: Option<DateTime<Utc>>,
+    profile_event_id: Option<&'a str>,
+    deleted_at: Option<DateTime<Utc>>,
+    deleted_event_id: Option<&'a str>,
+    last_at: DateTime<Utc>,
+    last_event_id: &'a str,
+}
+
+fn columns(row: &Registers) -> Columns<'_> {
+    let p = row.profile.as_ref();
+    let newest = row.newest();
+    Columns {
+        email: p.map(|p| p.profile.email.as_str()),
+        name: p.and_then(|p| p.profile.name.as_deref()),
+        status: p.map(|p| p.profile.status.as_str()),
+        groups: p.map_or(&[], |p| &p.profile.groups),
+        roles: p.map_or(&[], |p| &p.roles),
+        profile_at: p.map(|p| p.key.at),
+        profile_event_id: p.map(|p| p.key.event_id.as_str()),
+        deleted_at: row.deletion.as_ref().map(|d| d.at),
+        deleted_event_id: row.deletion.as_ref().map(|d| d.event_id.as_str()),
+        last_at: newest.at,
+        last_event_id: newest.event_id.as_str(),
+    }
+}
+
+/// Inserts a new row; `false` when another transaction created it first.
+pub async fn insert_row(
+    conn: &mut PgConnection,
+    id: &RecordId,
+    row: &Registers,
+) -> Result<bool, sqlx::Error> {
+    let c = columns(row);
+    let inserted = sqlx::query_scalar!(
+        r#"insert into roster (id, email, name, profile_status, groups, roles,
+                               profile_at, profile_event_id, deleted_at, deleted_event_id,
+                               last_at, last_event_id)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           on conflict (id) do nothing
+           returning true as "inserted!""#,
+        id.as_str(),
+        c.email,
+        c.name,
+        c.status,
+        c.groups,
+        c.roles,
+        c.profile_at,
+        c.profile_event_id,
+        c.deleted_at,
+        c.deleted_event_id,
+        c.last_at,
+        c.last_event_id,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+pub async fn update_row(
+    conn: &mut PgConnection,
+    id: &RecordId,
+    row: &Registers,
+) -> Result<(), sqlx::Error> {
+    let c = columns(row);
+    sqlx::query!(
+        r#"update roster set email = $2, name = $3, profile_status = $4, groups = $5, roles = $6,
+                  profile_at = $7, profile_event_id = $8, deleted_at = $9, deleted_event_id = $10,
+                  last_at = $11, last_event_id = $12, updated_at = now()
+           where id = $1"#,
+        id.as_str(),
+        c.email,
+        c.name,
+        c.status,
+        c.groups,
+        c.roles,
+        c.profile_at,
+        c.profile_event_id,
+        c.deleted_at,
+        c.deleted_event_id,
+        c.last_at,
+        c.last_event_id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an event; `false` when its id is already stored (the caller
+/// then compares hashes). Blocks behind a concurrent insert of the same id
+/// until that transaction ends, which is what makes 20 simultaneous
+/// deliveries apply once.
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    event: &UserEvent,
+    payload: &serde_json::Value,
+    payload_hash: &[u8],
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query_scalar!(
+        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
+                                       payload_hash, source, outcome, processed_at)
+           values ($1, $2, $3, $4, $5, $6, $7, 'applied', now())
+           on conflict (event_id) do nothing
+           returning true as "inserted!""#,
+        event.key.event_id.as_str(),
+        event.event_type.as_str(),
+        event.key.at,
+        event.user_id.as_str(),
+        payload,
+        payload_hash,
+        source,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+pub async fn event_hash(
+    conn: &mut PgConnection,
+    event_id: &EventId,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select payload_hash from inbound_events where event_id = $1",
+        event_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_event_outcome(
+    conn: &mut PgConnection,
+    event_id: &EventId,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update inbound_events set outcome = $2 where event_id = $1",
+        event_id.as_str(),
+        outcome
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues one provisioning job per person, coalescing with a pending one.
+/// `emails` must be sorted so concurrent transactions lock job rows in the
+/// same order and cannot deadlock.
+pub async fn enqueue_jobs(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sqlx::Error> {
+    debug_assert!(emails.is_sorted());
+    // Owned strings: sqlx binds `text[]` from a slice of `String`.
+    let emails: Vec<String> = emails.iter().map(|e| (*e).to_owned()).collect();
+    sqlx::query!(
+        r#"insert into provisioning_jobs (email)
+           select unnest($1::text[])
+           on conflict (email) where state = 'pending'
+           do update set run_at = least(provisioning_jobs.run_at, now()), updated_at = now()"#,
+        &emails
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Emails carried by more than one live row: the holder still answers,
+/// operators are told (CONTRACT §4).
+pub async fn email_conflicts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select email as "email!", count(*) as "rows!"
+           from roster where status <> 'deleted' and email is not null
+           group by email having count(*) > 1 order by email"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.email, r.rows)).collect())
+}
+
+/// The person's holder: the newest live row carrying the email.
+pub async fn holder_of(
+    conn: &mut PgConnection,
+    email: &Email,
+) -> Result<Option<RecordId>, sqlx::Error> {
+    let id = sqlx::query_scalar!(
+        r#"select id from roster
+           where email = $1 and status <> 'deleted'
+           order by profile_at desc, profile_event_id desc limit 1"#,
+        email.as_str()
+    )
+    .fetch_optional(conn)
+    .await?;
+    id.map(|id| decode(RecordId::parse(&id))).transpose()
+}

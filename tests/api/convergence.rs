@@ -1,0 +1,168 @@
+//! Property: any delivery order with any duplication ends in the roster —
+//! and the holder of every email — that delivering once in order gives.
+
+use crate::helpers::fresh_database;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use rosterd::event::{Email, ParsedBody};
+use rosterd::provision::roles::RoleMap;
+use rosterd::roster::{ingest, store, Source};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+
+const RECORDS: u8 = 4;
+const EMAILS: u8 = 4;
+
+#[derive(Debug, Clone)]
+struct Ev {
+    kind: u8,
+    record: u8,
+    email: u8,
+    active: bool,
+    /// Few distinct seconds, so equal timestamps (ordered by event id) occur.
+    secs: u8,
+}
+
+fn email(i: u8) -> String {
+    format!("person{i}@example.com")
+}
+
+fn to_json(i: usize, e: &Ev) -> Value {
+    let kind = ["user.created", "user.updated", "user.deleted"][e.kind as usize];
+    let mut user = json!({"id": format!("rec{}", e.record)});
+    if e.kind < 2 {
+        user["email"] = json!(email(e.email).to_uppercase());
+        user["status"] = json!(if e.active { "active" } else { "disabled" });
+        user["groups"] = json!(if e.email.is_multiple_of(2) {
+            vec!["admins"]
+        } else {
+            vec![]
+        });
+        user["name"] = json!(format!("name {i}"));
+    }
+    json!({
+        "eventId": format!("evt_{:03}_{}", 999 - i, e.record),
+        "eventType": kind,
+        "occurredAt": format!("2026-11-22T10:00:{:02}Z", e.secs),
+        "user": user,
+    })
+}
+
+fn history() -> impl Strategy<Value = (Vec<Value>, Vec<usize>)> {
+    let ev = (0u8..3, 0..RECORDS, 0..EMAILS, any::<bool>(), 0u8..12).prop_map(
+        |(kind, record, email, active, secs)| Ev {
+            kind,
+            record,
+            email,
+            active,
+            secs,
+        },
+    );
+    prop::collection::vec(ev, 1..28)
+        .prop_flat_map(|h| {
+            let n = h.len();
+            (Just(h), prop::collection::vec(1usize..=3, n))
+        })
+        .prop_flat_map(|(h, copies)| {
+            let events: Vec<Value> = h.iter().enumerate().map(|(i, e)| to_json(i, e)).collect();
+            let delivery: Vec<usize> = copies
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
+                .collect();
+            (Just(events), Just(delivery).prop_shuffle())
+        })
+}
+
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    roster: Vec<String>,
+    holders: Vec<Option<String>>,
+}
+
+async fn reset(db: &PgPool) {
+    sqlx::query("truncate roster, inbound_events, provisioning_jobs")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+async fn deliver(db: &PgPool, roles: &RoleMap, events: &[&Value]) {
+    for e in events {
+        let body = ParsedBody::from_value((*e).clone()).expect("generated events are valid");
+        ingest(db, &body, Source::Webhook, roles).await.unwrap();
+    }
+}
+
+async fn snapshot(db: &PgPool) -> Snapshot {
+    let roster = sqlx::query_scalar::<_, String>(
+        "select row(r.*)::text from (select id, email, name, status, groups, roles, profile_at,
+                profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id
+           from roster order by id) r",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let mut conn = db.acquire().await.unwrap();
+    let mut holders = Vec::new();
+    for i in 0..EMAILS {
+        let e = Email::parse(&email(i)).unwrap();
+        let h = store::holder_of(&mut conn, &e).await.unwrap();
+        holders.push(h.map(|r| r.to_string()));
+    }
+    Snapshot { roster, holders }
+}
+
+/// Every email the final roster carries has had provisioning queued.
+async fn unqueued_emails(db: &PgPool) -> BTreeSet<String> {
+    sqlx::query_scalar::<_, String>(
+        "select email from roster where email is not null
+         except select email from provisioning_jobs",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn any_order_any_duplicates_same_roster() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_database());
+    let roles = RoleMap::parse("admins=admin", "reader").unwrap();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&history(), |(events, delivery)| {
+            rt.block_on(async {
+                let mut in_order: Vec<&Value> = events.iter().collect();
+                in_order.sort_by_key(|e| {
+                    (
+                        e["occurredAt"].as_str().unwrap().to_owned(),
+                        e["eventId"].as_str().unwrap().to_owned(),
+                    )
+                });
+                reset(&db).await;
+                deliver(&db, &roles, &in_order).await;
+                let expected = snapshot(&db).await;
+
+                reset(&db).await;
+                let shuffled: Vec<&Value> = delivery.iter().map(|&i| &events[i]).collect();
+                deliver(&db, &roles, &shuffled).await;
+                let got = snapshot(&db).await;
+                prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(unqueued_emails(&db).await, BTreeSet::new());
+                Ok::<(), TestCaseError>(())
+            })
+        })
+        .unwrap();
+}

@@ -1,0 +1,178 @@
+//! Spawns the real app on port 0 against a real Postgres database and
+//! signs requests the way the upstream does.
+
+use rosterd::config::{Config, DatabaseConfig};
+use rosterd::provision::roles::RoleMap;
+use rosterd::signature::{Key, Verifier};
+use rosterd::{build_app, run_http, AppState};
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A plain (UTF-8) secret, as the Airtable script uses.
+pub const SECRET: &str = "test-secret-0123456789";
+/// A Standard Webhooks secret: base64 of 24 key bytes.
+pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub fn config() -> Config {
+    Config {
+        db: DatabaseConfig {
+            url: "postgres://unused".to_string().into(),
+            max_connections: 5,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        },
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        webhook_enabled: true,
+        verifier: verifier(&[SECRET, WHSEC]),
+        max_body_bytes: 64 * 1024,
+        roles: RoleMap::parse("admins=admin\nops=publisher\nops=auditor", "reader").unwrap(),
+    }
+}
+
+pub fn verifier(secrets: &[&str]) -> Verifier {
+    Verifier::new(
+        secrets.iter().map(|s| Key::parse(s).unwrap()).collect(),
+        300,
+    )
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: PgPool) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    pub async fn spawn_with(db: PgPool, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = config();
+        tweak(&mut config);
+        let app = build_app(AppState {
+            db: db.clone(),
+            config: Arc::new(config),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(run_http(listener, app, shutdown.clone().cancelled_owned()));
+        Self {
+            addr,
+            db,
+            client: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Posts raw bytes with exactly the given headers.
+    pub async fn post_inbound(&self, body: &[u8], headers: &[(&str, String)]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/api/sync/users/inbound"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send().await.expect("request reaches the app")
+    }
+
+    /// Posts a body signed with the plain scheme and the default secret.
+    pub async fn post_signed(&self, body: &Value) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        self.post_inbound(&raw, &[("x-signature", plain_signature(SECRET, &raw))])
+            .await
+    }
+}
+
+pub fn plain_signature(secret: &str, body: &[u8]) -> String {
+    Key::parse(secret).unwrap().sign_plain(body)
+}
+
+/// A `user.created`/`user.updated` event body.
+pub fn upsert_event(kind: &str, event_id: &str, at: &str, user_id: &str, email: &str) -> Value {
+    json!({
+        "eventId": event_id,
+        "eventType": kind,
+        "occurredAt": at,
+        "user": {"id": user_id, "email": email, "name": "Ada Lovelace",
+                 "status": "active", "groups": ["engineering", "admins"]}
+    })
+}
+
+pub fn delete_event(event_id: &str, at: &str, user_id: &str) -> Value {
+    json!({"eventId": event_id, "eventType": "user.deleted", "occurredAt": at, "user": {"id": user_id}})
+}
+
+/// Everything the ingest path can write, for "nothing changed" assertions.
+#[derive(Debug, PartialEq)]
+pub struct DbState {
+    pub events: Vec<(String, String)>,
+    pub roster: Vec<String>,
+    pub jobs: Vec<(String, String)>,
+}
+
+pub async fn db_state(db: &PgPool) -> DbState {
+    let events = sqlx::query_as::<_, (String, String)>(
+        "select event_id, outcome from inbound_events order by event_id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let roster = sqlx::query_scalar::<_, String>(
+        "select row(r.*)::text from (select id, email, name, status, groups, roles, profile_at,
+                profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id
+           from roster order by id) r",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let jobs = sqlx::query_as::<_, (String, String)>(
+        "select email, state from provisioning_jobs order by email, id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    DbState {
+        events,
+        roster,
+        jobs,
+    }
+}
+
+/// A brand-new migrated database, for tests that manage their own runtime
+/// (property tests) and so cannot use `#[sqlx::test]`.
+pub async fn fresh_database() -> PgPool {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by `make test`");
+    let admin = PgPool::connect(&url).await.unwrap();
+    let name = format!("rosterd_prop_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let opts: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap().database(&name);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    rosterd::db::MIGRATOR.run(&pool).await.unwrap();
+    pool
+}

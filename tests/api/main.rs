@@ -1,0 +1,9 @@
+//! One integration binary: every test talks to a real Postgres.
+
+mod cli;
+mod concurrency;
+mod convergence;
+mod helpers;
+mod inbound;
+mod ops;
+mod signatures;
