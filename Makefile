@@ -26,6 +26,7 @@ run:
 	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
 		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' >&2; \
 	DATABASE_URL="$$url" AIRTABLE_USER_SYNC_SECRET='$(DEV_SECRET)' BIND_ADDR='$(BIND_ADDR)' \
+		ROLE_MAP="$${ROLE_MAP-admins=admin}" ROLE_DEFAULTS="$${ROLE_DEFAULTS-reader}" \
 		SQLX_OFFLINE=true exec cargo run --bin rosterd -- serve
 
 db-start:

@@ -106,6 +106,17 @@ impl PhaseResult {
     }
 }
 
+/// An error with its causes (reqwest's own message rarely says what failed).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -205,7 +216,7 @@ async fn check_ready(base: &str) -> Result<(), String> {
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {}", chain(&e)))?;
     if res.status() != reqwest::StatusCode::OK {
         return Err(format!(
             "{url} answered {} (service not ready)",
@@ -349,14 +360,14 @@ async fn send(
                 Ok(b) => (status, b),
                 Err(e) => {
                     out.latencies.push(t0.elapsed());
-                    out.error(format!("reading the response: {e}"));
+                    out.error(format!("reading the response: {}", chain(&e)));
                     return;
                 }
             }
         }
         Err(e) => {
             out.latencies.push(t0.elapsed());
-            out.error(format!("request failed: {e}"));
+            out.error(format!("request failed: {}", chain(&e)));
             return;
         }
     };
