@@ -167,7 +167,7 @@ async fn run(args: Args) -> Result<(), String> {
     {
         return Err("--seed-prefix must be non-empty A-Z a-z 0-9 _ -".into());
     }
-    if args.events == 0 || args.concurrency.iter().any(|&c| c == 0) {
+    if args.events == 0 || args.concurrency.contains(&0) {
         return Err("--events and every --concurrency level must be at least 1".into());
     }
     let base = args.url.trim_end_matches('/').to_owned();

@@ -1,3 +1,4 @@
 //! Provisioning: turning roster state into auth accounts.
 
+pub mod provider;
 pub mod roles;

@@ -1,0 +1,1 @@
+//! The built-in provider: auth accounts in rosterd's own database.

@@ -1,0 +1,1 @@
+//! Supabase Auth (GoTrue) admin API client.
