@@ -1,9 +1,9 @@
 -- The database cost of one fresh webhook event, as pgbench sees it: the
 -- statements rosterd runs for a `user.created` event with a new record id
--- (src/roster/apply.rs try_ingest + apply_to_roster, statements from
--- src/roster/store.rs insert_event, lock_row, insert_row, enqueue_jobs), in
--- one transaction, each statement as the service sends it.  Keep it in step
--- with those files.
+-- (src/roster/apply.rs try_ingest + apply_to_roster; statements from
+-- src/roster/store.rs insert_event, lock_row, insert_row and
+-- src/provision/jobs.rs enqueue), in one transaction, each statement as the
+-- service sends it.  Keep it in step with those files.
 --
 -- Run by scripts/bench.sh, after the service has migrated the database:
 --   pgbench -n -M prepared -D prefix=X -D i=0 -c C -j J -T SECS -f benches/ingest.pgbench.sql URL
@@ -61,10 +61,18 @@ values ('rec_' || :prefix::text || '_' || :client_id::text || '_' || :i::text,
 on conflict (id) do nothing
 returning true as "inserted!";
 
--- store::enqueue_jobs (one email: the new row's)
-insert into provisioning_jobs (email)
-select unnest(array[:prefix::text || '-' || :client_id::text || '-' || :i::text || '@bench.example']::text[])
-on conflict (email) where state = 'pending'
-do update set run_at = least(provisioning_jobs.run_at, now()), updated_at = now();
+-- provision::jobs::enqueue (one email: the new row's; $2 is jobs::CHANNEL)
+with queued as (
+    insert into provisioning_jobs (email)
+    select unnest(array[:prefix::text || '-' || :client_id::text || '-' || :i::text || '@bench.example']::text[])
+    on conflict (email) where state in ('pending', 'running')
+    do update set
+        dirty = provisioning_jobs.state = 'running',
+        run_at = case when provisioning_jobs.state = 'pending'
+                      then least(provisioning_jobs.run_at, now())
+                      else provisioning_jobs.run_at end,
+        updated_at = now()
+    returning 1)
+select pg_notify('rosterd_jobs', '') from (select count(*) from queued) q;
 
 commit;

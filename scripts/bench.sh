@@ -132,6 +132,10 @@ cargo_() { env "${CARGO_ENV[@]}" cargo "$@"; }
 say "building (release)"
 cargo_ build --release --bin rosterd
 cargo_ bench --bench ingest --no-run
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+ROSTERD_BIN=${TARGET_DIR:-target}/release/rosterd
+[[ -x $ROSTERD_BIN ]] || die "built, but $ROSTERD_BIN is missing"
 
 # ---------------------------------------------------------------- service
 
@@ -170,12 +174,17 @@ SERVICE_PORT=$(free_port)
 SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
 SERVICE_LOG=$WORK/service.log
 
+# WORKER_ENABLED=false: every benchmark event queues a provisioning job, and
+# an in-process worker would run them during the measurements (and during
+# pgbench, woken by its NOTIFYs), competing for the same cores and database.
+# The worker gets its own section when it is benchmarked.  RUST_LOG=warn: one
+# info line per request would otherwise be part of what is measured.
 say "starting rosterd on $SERVICE_URL (log: $SERVICE_LOG)"
-env RUST_LOG=warn \
+env RUST_LOG=warn WORKER_ENABLED=false \
     DATABASE_URL="$DATABASE_URL" \
     BIND_ADDR="127.0.0.1:$SERVICE_PORT" \
     AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
-    target/release/rosterd serve 2>"$SERVICE_LOG" &
+    "$ROSTERD_BIN" serve 2>"$SERVICE_LOG" &
 SERVICE_PID=$!
 
 ready=0

@@ -1,6 +1,8 @@
 //! The command line: `serve`, `migrate`, `sign`.
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, ProviderArgs, ServeArgs, WorkerArgs};
+use crate::provision::reconcile::reconcile;
+use crate::provision::worker::Worker;
 use crate::signature::Key;
 use crate::telemetry::LogFormat;
 use crate::{build_app, db, run_http, telemetry, AppState};
@@ -37,8 +39,39 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run the provisioning worker on its own (no HTTP).
+    Worker(WorkerCmd),
+    /// Reconcile every person in the roster with the auth provider.
+    Provision(ProvisionCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Run every job that is due, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProvisionCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// Report what would change without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the counters as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -129,6 +162,52 @@ async fn run(command: Command) -> Result<(), Failure> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Worker(cmd) => {
+            let (db_cfg, provider_cfg, worker_cfg) = (
+                cmd.db.resolve()?,
+                cmd.provider.resolve()?,
+                cmd.worker.resolve()?,
+            );
+            let pool = connect(&db_cfg).await?;
+            migrate(&pool).await?;
+            let worker = Worker::new(pool.clone(), provider_cfg.build(pool), worker_cfg);
+            if cmd.once {
+                let r = worker
+                    .drain()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("draining the queue: {e}"))?;
+                println!("done: {}  retried: {}  dead: {}", r.done, r.retried, r.dead);
+            } else {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(stop_on_signal(shutdown.clone()));
+                worker.run(shutdown).await;
+            }
+            Ok(())
+        }
+        Command::Provision(cmd) => {
+            let (db_cfg, provider_cfg) = (cmd.db.resolve()?, cmd.provider.resolve()?);
+            let pool = connect(&db_cfg).await?;
+            migrate(&pool).await?;
+            let provider = provider_cfg.build(pool.clone());
+            let report = reconcile(&pool, provider.as_ref(), cmd.dry_run)
+                .await
+                .map_err(|e| anyhow::anyhow!("reconcile failed: {e}"))?;
+            if cmd.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("plain counters")
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.failed > 0 {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} people could not be provisioned; see the log",
+                    report.failed
+                )));
+            }
+            Ok(())
+        }
         Command::Sign(args) => sign(args).map_err(Failure::from),
     }
 }
@@ -157,13 +236,23 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!(addr = %config.bind_addr, webhook = config.webhook_enabled, "rosterd listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    let provider = config.provider.build(pool.clone());
+    let worker = config.worker.clone().map(|cfg| {
+        let worker = Worker::new(pool.clone(), provider.clone(), cfg);
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
     let app = build_app(AppState {
         db: pool.clone(),
         config: Arc::new(config),
+        provider,
     });
-    run_http(listener, app, shutdown.cancelled_owned())
-        .await
-        .map_err(|e| anyhow::anyhow!("server error: {e}"))?;
+    let served = run_http(listener, app, shutdown.clone().cancelled_owned()).await;
+    // The HTTP server only returns early on an error: stop the worker too.
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served.map_err(|e| anyhow::anyhow!("server error: {e}"))?;
     pool.close().await;
     tracing::info!("rosterd stopped");
     Ok(())

@@ -1,12 +1,19 @@
 //! Configuration (CONTRACT §9): environment variables with a matching flag
 //! each, `NAME_FILE` for every secret, and one clear line per bad value.
 
+use crate::provision::provider::local::LocalProvider;
+use crate::provision::provider::supabase::SupabaseProvider;
+use crate::provision::provider::AuthProvider;
 use crate::provision::roles::RoleMap;
+use crate::provision::worker::WorkerConfig;
 use crate::signature::{Key, Verifier};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `1/true/yes/on` → true, `0/false/no/off/""` → false, case-insensitive.
 pub fn parse_flag(s: &str) -> Result<bool, String> {
@@ -127,10 +134,142 @@ impl DatabaseArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Accounts in rosterd's own database (`auth_accounts`).
+    Local,
+    /// Supabase Auth's admin API.
+    Supabase,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProviderArgs {
+    /// Where login accounts live.
+    #[arg(long, env = "AUTH_PROVIDER", value_enum, default_value = "local")]
+    pub auth_provider: ProviderKind,
+    /// Supabase project URL (the admin API is under `/auth/v1`).
+    #[arg(long, env = "SUPABASE_URL")]
+    pub supabase_url: Option<String>,
+    /// Supabase service-role key.
+    #[arg(long, env = "SUPABASE_SERVICE_ROLE_KEY", hide_env_values = true, value_parser = secret_parser)]
+    pub supabase_service_role_key: Option<SecretString>,
+    /// Read the service-role key from this file instead.
+    #[arg(long, env = "SUPABASE_SERVICE_ROLE_KEY_FILE")]
+    pub supabase_service_role_key_file: Option<PathBuf>,
+    /// Timeout of one Supabase request, in seconds.
+    #[arg(long, env = "SUPABASE_TIMEOUT_SECS", default_value_t = 10)]
+    pub supabase_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    Local,
+    Supabase {
+        url: String,
+        key: SecretString,
+        timeout: Duration,
+    },
+}
+
+impl ProviderArgs {
+    pub fn resolve(&self) -> Result<ProviderConfig, ConfigError> {
+        match self.auth_provider {
+            ProviderKind::Local => Ok(ProviderConfig::Local),
+            ProviderKind::Supabase => {
+                let url = self
+                    .supabase_url
+                    .clone()
+                    .filter(|u| !u.trim().is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::new("SUPABASE_URL", "is required with AUTH_PROVIDER=supabase")
+                    })?;
+                let key = read_secret(
+                    "SUPABASE_SERVICE_ROLE_KEY",
+                    self.supabase_service_role_key.as_ref(),
+                    self.supabase_service_role_key_file.as_ref(),
+                )?
+                .filter(|k| !k.expose_secret().is_empty())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "SUPABASE_SERVICE_ROLE_KEY",
+                        "is required with AUTH_PROVIDER=supabase",
+                    )
+                })?;
+                if self.supabase_timeout_secs == 0 {
+                    return Err(ConfigError::new(
+                        "SUPABASE_TIMEOUT_SECS",
+                        "must be at least 1",
+                    ));
+                }
+                let timeout = Duration::from_secs(self.supabase_timeout_secs);
+                // Checked here so a bad URL stops start-up, not the first job.
+                SupabaseProvider::new(&url, key.clone(), timeout)
+                    .map_err(|e| ConfigError::new("SUPABASE_URL", e))?;
+                Ok(ProviderConfig::Supabase { url, key, timeout })
+            }
+        }
+    }
+}
+
+impl ProviderConfig {
+    pub fn build(&self, db: PgPool) -> Arc<dyn AuthProvider> {
+        match self {
+            Self::Local => Arc::new(LocalProvider::new(db)),
+            Self::Supabase { url, key, timeout } => Arc::new(
+                SupabaseProvider::new(url, key.clone(), *timeout)
+                    .expect("validated when the configuration was resolved"),
+            ),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Provisioning jobs run at once by this process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8)]
+    pub worker_concurrency: usize,
+    /// Seconds a claimed job stays ours without renewal.
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
+    pub job_lease_secs: u64,
+    /// Seconds between queue polls when no notification arrives.
+    #[arg(long, env = "WORKER_POLL_SECS", default_value_t = 5)]
+    pub worker_poll_secs: u64,
+    /// Attempts before a job is dead.
+    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 12)]
+    pub job_max_attempts: i32,
+}
+
+impl WorkerArgs {
+    pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
+        if self.worker_concurrency == 0 {
+            return Err(ConfigError::new("WORKER_CONCURRENCY", "must be at least 1"));
+        }
+        if self.job_lease_secs < 3 {
+            return Err(ConfigError::new("JOB_LEASE_SECS", "must be at least 3"));
+        }
+        if self.job_max_attempts < 1 {
+            return Err(ConfigError::new("JOB_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        Ok(WorkerConfig {
+            concurrency: self.worker_concurrency,
+            lease: Duration::from_secs(self.job_lease_secs),
+            poll_interval: Duration::from_secs(self.worker_poll_secs.max(1)),
+            max_attempts: self.job_max_attempts,
+        })
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Run the provisioning worker inside `serve`.
+    #[arg(long, env = "WORKER_ENABLED", default_value = "true", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub worker_enabled: bool,
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
@@ -167,6 +306,9 @@ pub struct Config {
     pub verifier: Verifier,
     pub max_body_bytes: usize,
     pub roles: RoleMap,
+    pub provider: ProviderConfig,
+    /// `None` when the worker is switched off.
+    pub worker: Option<WorkerConfig>,
 }
 
 impl ServeArgs {
@@ -191,7 +333,11 @@ impl ServeArgs {
             ));
         }
         let roles = RoleMap::parse(&self.role_map, &self.role_defaults)?;
+        let provider = self.provider.resolve()?;
+        let worker = self.worker.resolve()?;
         Ok(Config {
+            provider,
+            worker: self.worker_enabled.then_some(worker),
             db,
             bind_addr: self.bind_addr,
             webhook_enabled: self.user_webhook_sync_enabled,

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
+    pub provider: Arc<dyn provision::provider::AuthProvider>,
 }
 
 /// The whole HTTP surface. Tests and the binary build the same thing.

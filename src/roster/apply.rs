@@ -140,7 +140,7 @@ pub async fn apply_to_roster(
             emails.sort_unstable();
             emails.dedup();
             if !emails.is_empty() {
-                store::enqueue_jobs(conn, &emails).await?;
+                crate::provision::jobs::enqueue(conn, &emails).await?;
             }
         }
         return Ok(if merged.stale {

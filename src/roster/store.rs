@@ -222,25 +222,6 @@ pub async fn set_event_outcome(
     Ok(())
 }
 
-/// Queues one provisioning job per person, coalescing with a pending one.
-/// `emails` must be sorted so concurrent transactions lock job rows in the
-/// same order and cannot deadlock.
-pub async fn enqueue_jobs(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sqlx::Error> {
-    debug_assert!(emails.is_sorted());
-    // Owned strings: sqlx binds `text[]` from a slice of `String`.
-    let emails: Vec<String> = emails.iter().map(|e| (*e).to_owned()).collect();
-    sqlx::query!(
-        r#"insert into provisioning_jobs (email)
-           select unnest($1::text[])
-           on conflict (email) where state = 'pending'
-           do update set run_at = least(provisioning_jobs.run_at, now()), updated_at = now()"#,
-        &emails
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Emails carried by more than one live row: the holder still answers,
 /// operators are told (CONTRACT §4).
 pub async fn email_conflicts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {

@@ -82,7 +82,7 @@ struct Snapshot {
 }
 
 async fn reset(db: &PgPool) {
-    sqlx::query("truncate roster, inbound_events, provisioning_jobs")
+    sqlx::query("truncate roster, inbound_events, provisioning_jobs, provisioning_attempts")
         .execute(db)
         .await
         .unwrap();

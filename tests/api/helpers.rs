@@ -1,7 +1,8 @@
 //! Spawns the real app on port 0 against a real Postgres database and
 //! signs requests the way the upstream does.
 
-use rosterd::config::{Config, DatabaseConfig};
+use rosterd::config::{Config, DatabaseConfig, ProviderConfig};
+use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::roles::RoleMap;
 use rosterd::signature::{Key, Verifier};
 use rosterd::{build_app, run_http, AppState};
@@ -29,6 +30,8 @@ pub fn config() -> Config {
         verifier: verifier(&[SECRET, WHSEC]),
         max_body_bytes: 64 * 1024,
         roles: RoleMap::parse("admins=admin\nops=publisher\nops=auditor", "reader").unwrap(),
+        provider: ProviderConfig::Local,
+        worker: None,
     }
 }
 
@@ -61,6 +64,7 @@ impl TestApp {
         let mut config = config();
         tweak(&mut config);
         let app = build_app(AppState {
+            provider: Arc::new(LocalProvider::new(db.clone())),
             db: db.clone(),
             config: Arc::new(config),
         });

@@ -6,4 +6,6 @@ mod convergence;
 mod helpers;
 mod inbound;
 mod ops;
+mod provisioning;
+mod reconcile;
 mod signatures;

@@ -44,7 +44,8 @@ pub struct UserUpdate {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    /// Create refused because another user has the email (GoTrue 422 `email_exists`).
+    /// Another user has the email (GoTrue 422 `email_exists`), on create or
+    /// on an email change.
     #[error("a user with this email already exists")]
     EmailExists,
     /// Create refused because the id is taken.

@@ -1,0 +1,211 @@
+//! The provisioning outbox's SQL: enqueue (inside the apply transaction),
+//! claim with a lease, record the result.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The channel workers LISTEN on; a notification only says "look".
+pub const CHANNEL: &str = "rosterd_jobs";
+
+/// Queues one job per person. A pending job is reused; a running one is
+/// marked dirty so it runs again when it finishes. `emails` must be sorted
+/// so concurrent transactions lock job rows in one order (no deadlocks).
+pub async fn enqueue(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sqlx::Error> {
+    debug_assert!(emails.is_sorted());
+    // sqlx binds `text[]` from a slice of `String`.
+    let emails: Vec<String> = emails.iter().map(|e| (*e).to_owned()).collect();
+    sqlx::query!(
+        r#"with queued as (
+               insert into provisioning_jobs (email)
+               select unnest($1::text[])
+               on conflict (email) where state in ('pending', 'running')
+               do update set
+                   dirty = provisioning_jobs.state = 'running',
+                   run_at = case when provisioning_jobs.state = 'pending'
+                                 then least(provisioning_jobs.run_at, now())
+                                 else provisioning_jobs.run_at end,
+                   updated_at = now()
+               returning 1)
+           select pg_notify($2, '') from (select count(*) from queued) q"#,
+        &emails,
+        CHANNEL
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub email: String,
+    /// This attempt's number, from 1.
+    pub attempt: i32,
+    pub token: Uuid,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due jobs for `lease`. Jobs whose lease ran out
+/// (their worker died) are due again. The claim commits at once: no row
+/// lock is held while the provider is called.
+pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
+    let token = Uuid::new_v4();
+    let lease_secs = lease.as_secs_f64();
+    let rows = sqlx::query!(
+        r#"update provisioning_jobs j set
+               state = 'running',
+               attempts = j.attempts + 1,
+               lease_token = $2,
+               lease_until = now() + make_interval(secs => $3),
+               updated_at = now()
+           where j.id in (
+               select id from provisioning_jobs
+               where (state = 'pending' and run_at <= now())
+                  or (state = 'running' and lease_until < now())
+               order by run_at, id
+               limit $1
+               for update skip locked)
+           returning j.id, j.email, j.attempts, now() as "started_at!""#,
+        limit,
+        token,
+        lease_secs
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Claimed {
+            id: r.id,
+            email: r.email,
+            attempt: r.attempts,
+            token,
+            started_at: r.started_at,
+        })
+        .collect())
+}
+
+/// Extends a claim; `false` when it was lost (lease expired and taken).
+pub async fn renew(db: &PgPool, job: &Claimed, lease: Duration) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "update provisioning_jobs set lease_until = now() + make_interval(secs => $3)
+         where id = $1 and lease_token = $2 and state = 'running'",
+        job.id,
+        job.token,
+        lease.as_secs_f64()
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    Done { action: &'static str },
+    Retry { error: String, after: Duration },
+    Dead { error: String, transient: bool },
+}
+
+/// Records an attempt and moves the job on. A dirty job (the person
+/// changed while it ran) goes back to pending, due now, with a fresh
+/// attempt count. Returns `false` when the claim had been lost, in which
+/// case nothing is written.
+pub async fn finish(db: &PgPool, job: &Claimed, result: &Finish) -> Result<bool, sqlx::Error> {
+    let (state, action, error, transient, delay) = match result {
+        Finish::Done { action } => ("done", Some(*action), None, None, 0.0),
+        Finish::Retry { error, after } => (
+            "pending",
+            None,
+            Some(error.as_str()),
+            Some(true),
+            after.as_secs_f64(),
+        ),
+        Finish::Dead { error, transient } => {
+            ("dead", None, Some(error.as_str()), Some(*transient), 0.0)
+        }
+    };
+    let r = sqlx::query!(
+        r#"with job as (
+               update provisioning_jobs set
+                   state = case when dirty and $3 <> 'pending' then 'pending' else $3 end,
+                   attempts = case when dirty and $3 <> 'pending' then 0 else attempts end,
+                   run_at = case when dirty then now() else now() + make_interval(secs => $7) end,
+                   dirty = false,
+                   lease_token = null,
+                   lease_until = null,
+                   last_action = coalesce($4, last_action),
+                   last_error = $5,
+                   updated_at = now()
+               where id = $1 and lease_token = $2 and state = 'running'
+               returning id)
+           insert into provisioning_attempts (job_id, attempt, started_at, action, error, transient)
+           select id, $8, $9, $4, $5, $6 from job"#,
+        job.id,
+        job.token,
+        state,
+        action,
+        error,
+        transient,
+        delay,
+        job.attempt,
+        job.started_at
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Full-jitter exponential backoff: uniform in [0, min(cap, base·2^(n-1))],
+/// never shorter than the provider's `Retry-After`. The schedule lives in
+/// the database (`run_at`), so it is computed here rather than by an
+/// in-process retry loop.
+pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
+    const BASE: f64 = 1.0;
+    const CAP: f64 = 600.0;
+    let exp = BASE * 2f64.powi(attempt.clamp(1, 30) - 1);
+    let jittered = Duration::from_secs_f64(rand::random::<f64>() * exp.min(CAP));
+    match retry_after {
+        Some(ra) => jittered.max(ra.min(Duration::from_secs(CAP as u64))),
+        None => jittered,
+    }
+}
+
+/// Jobs by state, for operators and metrics.
+pub async fn counts(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select state as "state!", count(*) as "n!" from provisioning_jobs group by state order by state"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_retry_after() {
+        for attempt in 1..=12 {
+            let cap = (2f64.powi(attempt - 1)).min(600.0);
+            for _ in 0..50 {
+                assert!(backoff(attempt, None).as_secs_f64() <= cap);
+            }
+        }
+        let ra = Duration::from_secs(30);
+        for _ in 0..50 {
+            assert!(backoff(1, Some(ra)) >= ra);
+        }
+        // A huge Retry-After is clamped to the cap.
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(86_400))),
+            Duration::from_secs(600)
+        );
+        // Full jitter: not always the maximum.
+        let spread: std::collections::BTreeSet<u128> =
+            (0..50).map(|_| backoff(10, None).as_millis()).collect();
+        assert!(spread.len() > 10);
+    }
+}

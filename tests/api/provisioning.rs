@@ -1,0 +1,550 @@
+//! The roster driving login accounts: each action, re-created records,
+//! email moves, adoption, the queue's guarantees, convergence.
+
+use crate::helpers::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
+use rosterd::event::ParsedBody;
+use rosterd::provision::provider::local::LocalProvider;
+use rosterd::provision::provider::{AuthProvider, AuthUser, Profile};
+use rosterd::provision::roles::RoleMap;
+use rosterd::provision::worker::{DrainReport, Worker, WorkerConfig};
+use rosterd::roster::{ingest, Source};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The roster, the queue and a provider, driven step by step.
+pub struct Harness {
+    pub db: PgPool,
+    pub provider: Arc<dyn AuthProvider>,
+    pub roles: RoleMap,
+    seq: u32,
+}
+
+/// What a login service would see: who can log in, and as what.
+pub type LoginState = BTreeMap<String, (Option<String>, Vec<String>, Option<String>)>;
+
+impl Harness {
+    pub fn local(db: PgPool) -> Self {
+        let provider = Arc::new(LocalProvider::new(db.clone()));
+        Self::new(db, provider)
+    }
+
+    pub fn new(db: PgPool, provider: Arc<dyn AuthProvider>) -> Self {
+        Self {
+            db,
+            provider,
+            roles: RoleMap::parse("admins=admin", "reader").unwrap(),
+            seq: 0,
+        }
+    }
+
+    pub fn worker(&self, concurrency: usize) -> Worker {
+        Worker::new(
+            self.db.clone(),
+            self.provider.clone(),
+            WorkerConfig {
+                concurrency,
+                lease: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(200),
+                max_attempts: 12,
+            },
+        )
+    }
+
+    pub async fn apply(&self, event: &Value) -> String {
+        let body = ParsedBody::from_value(event.clone()).expect("valid test event");
+        let outcome = ingest(&self.db, &body, Source::Webhook, &self.roles)
+            .await
+            .unwrap();
+        outcome.as_str().to_owned()
+    }
+
+    /// An event with the next timestamp, so calls apply in call order.
+    pub async fn send(&mut self, kind: &str, record: &str, email: &str, status: &str) {
+        self.seq += 1;
+        let at = format!(
+            "2026-11-22T{:02}:{:02}:{:02}Z",
+            10 + self.seq / 3600,
+            self.seq / 60 % 60,
+            self.seq % 60
+        );
+        let id = format!("evt_{:04}", self.seq);
+        let ev = if kind == "user.deleted" {
+            delete_event(&id, &at, record)
+        } else {
+            let mut e = upsert_event(kind, &id, &at, record, email);
+            e["user"]["status"] = status.into();
+            e
+        };
+        self.apply(&ev).await;
+    }
+
+    pub async fn drain(&self) -> DrainReport {
+        self.worker(4).drain().await.unwrap()
+    }
+
+    pub async fn user(&self, email: &str) -> Option<AuthUser> {
+        self.provider.find_by_email(email).await.unwrap()
+    }
+
+    pub async fn all_users(&self) -> Vec<AuthUser> {
+        let mut users = Vec::new();
+        let mut page = Some(1);
+        while let Some(p) = page {
+            let got = self.provider.list_users(p, 100).await.unwrap();
+            users.extend(got.users);
+            page = got.next;
+        }
+        users
+    }
+
+    pub async fn login_state(&self) -> LoginState {
+        self.all_users()
+            .await
+            .into_iter()
+            .filter(|u| !u.banned)
+            .map(|u| (u.email, (u.name, u.roles, u.roster_id)))
+            .collect()
+    }
+
+    pub async fn last_actions(&self) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "select email, coalesce(last_action, '') from provisioning_jobs
+             where state = 'done' order by updated_at desc, id desc",
+        )
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+    }
+
+    /// The action of the latest finished job for `email`.
+    pub async fn action_for(&self, email: &str) -> String {
+        self.last_actions()
+            .await
+            .into_iter()
+            .find(|(e, _)| e == email)
+            .map(|(_, a)| a)
+            .unwrap_or_default()
+    }
+}
+
+#[sqlx::test]
+async fn each_action_once_with_a_stable_id(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    assert_eq!(h.drain().await.done, 1);
+    let created = h.user("ada@x.io").await.expect("created");
+    assert_eq!(h.action_for("ada@x.io").await, "created");
+    assert!(!created.banned);
+    assert_eq!(created.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(created.roles, ["admin", "reader"]);
+    assert_eq!(created.roster_id.as_deref(), Some("recA"));
+
+    // Metadata change.
+    let mut ev = upsert_event(
+        "user.updated",
+        "evt_9001",
+        "2026-11-22T11:00:00Z",
+        "recA",
+        "ada@x.io",
+    );
+    ev["user"]["name"] = "Ada King".into();
+    ev["user"]["groups"] = serde_json::json!([]);
+    h.apply(&ev).await;
+    h.drain().await;
+    let updated = h.user("ada@x.io").await.unwrap();
+    assert_eq!(h.action_for("ada@x.io").await, "updated");
+    assert_eq!(
+        (updated.name.as_deref(), updated.roles.clone()),
+        (Some("Ada King"), vec!["reader".to_string()])
+    );
+
+    // Disabled: banned, same id.
+    h.seq = 3600;
+    h.send("user.updated", "recA", "ada@x.io", "disabled").await;
+    h.drain().await;
+    assert_eq!(h.action_for("ada@x.io").await, "decommissioned");
+    assert!(h.user("ada@x.io").await.unwrap().banned);
+
+    // Back to active: restored.
+    h.send("user.updated", "recA", "ada@x.io", "active").await;
+    h.drain().await;
+    assert_eq!(h.action_for("ada@x.io").await, "restored");
+    assert!(!h.user("ada@x.io").await.unwrap().banned);
+
+    // Deleted: banned again; nothing is ever deleted at the provider.
+    h.send("user.deleted", "recA", "", "").await;
+    h.drain().await;
+    assert_eq!(h.action_for("ada@x.io").await, "decommissioned");
+    let gone = h.user("ada@x.io").await.unwrap();
+    assert!(gone.banned);
+    for u in [&updated, &gone] {
+        assert_eq!(u.id, created.id, "one auth user id throughout");
+    }
+    assert_eq!(h.all_users().await.len(), 1);
+}
+
+#[sqlx::test]
+async fn recreated_record_keeps_the_persons_auth_user(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recOld", "ada@x.io", "active").await;
+    h.drain().await;
+    let original = h.user("ada@x.io").await.unwrap();
+    h.send("user.deleted", "recOld", "", "").await;
+    h.drain().await;
+    assert!(h.user("ada@x.io").await.unwrap().banned);
+
+    h.send("user.created", "recNew", "ada@x.io", "active").await;
+    h.drain().await;
+    let back = h.user("ada@x.io").await.unwrap();
+    assert_eq!(back.id, original.id);
+    assert!(!back.banned);
+    assert_eq!(back.roster_id.as_deref(), Some("recNew"));
+    assert_eq!(h.action_for("ada@x.io").await, "restored");
+
+    // The old row's deletion, delivered again later (a replay, a retry),
+    // never bans the person again.
+    h.send("user.deleted", "recOld", "", "").await;
+    sqlx::query("insert into provisioning_jobs (email) values ('ada@x.io') on conflict do nothing")
+        .execute(&h.db)
+        .await
+        .unwrap();
+    h.drain().await;
+    assert!(!h.user("ada@x.io").await.unwrap().banned);
+    let link: Option<uuid::Uuid> =
+        sqlx::query_scalar("select auth_user_id from roster where id = 'recOld'")
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert_eq!(link, None, "the link moved to the new record");
+    assert_eq!(h.all_users().await.len(), 1);
+}
+
+#[sqlx::test]
+async fn email_change_follows_the_record(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "old@x.io", "active").await;
+    h.drain().await;
+    let before = h.user("old@x.io").await.unwrap();
+    h.send("user.updated", "recA", "new@x.io", "active").await;
+    h.drain().await;
+    let after = h
+        .user("new@x.io")
+        .await
+        .expect("the same user has the new email");
+    assert_eq!(after.id, before.id);
+    assert!(h.user("old@x.io").await.is_none());
+    assert_eq!(h.all_users().await.len(), 1);
+}
+
+#[sqlx::test]
+async fn two_records_swapping_emails_both_end_right(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "x@x.io", "active").await;
+    h.send("user.created", "recB", "y@x.io", "active").await;
+    h.drain().await;
+    let (ua, ub) = (
+        h.user("x@x.io").await.unwrap(),
+        h.user("y@x.io").await.unwrap(),
+    );
+    h.send("user.updated", "recA", "y@x.io", "active").await;
+    h.send("user.updated", "recB", "x@x.io", "active").await;
+    let r = h.drain().await;
+    assert_eq!(r.dead, 0, "{r:?}");
+    let (x, y) = (
+        h.user("x@x.io").await.unwrap(),
+        h.user("y@x.io").await.unwrap(),
+    );
+    assert_eq!((x.id, x.roster_id.as_deref()), (ub.id, Some("recB")));
+    assert_eq!((y.id, y.roster_id.as_deref()), (ua.id, Some("recA")));
+    assert!(!x.banned && !y.banned);
+}
+
+#[sqlx::test]
+async fn a_user_that_existed_before_rosterd_is_adopted(db: PgPool) {
+    let mut h = Harness::local(db);
+    let existing = h
+        .provider
+        .create_user(
+            uuid::Uuid::new_v4(),
+            &Profile {
+                email: "ada@x.io".into(),
+                name: Some("Pre-existing".into()),
+                roles: vec![],
+                roster_id: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    h.send("user.created", "recA", "ADA@x.io", "active").await;
+    h.drain().await;
+    let users = h.all_users().await;
+    assert_eq!(users.len(), 1, "adopted, not duplicated");
+    assert_eq!(users[0].id, existing.id);
+    assert_eq!(users[0].roster_id.as_deref(), Some("recA"));
+    assert_eq!(h.action_for("ada@x.io").await, "updated");
+}
+
+#[sqlx::test]
+async fn an_inactive_person_never_gets_an_account(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "ada@x.io", "disabled").await;
+    h.send("user.deleted", "recB", "", "").await;
+    h.drain().await;
+    assert!(h.all_users().await.is_empty());
+    assert_eq!(h.action_for("ada@x.io").await, "unchanged");
+}
+
+#[sqlx::test]
+async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let claimed = rosterd::provision::jobs::claim(&h.db, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // While it runs, the person changes: no second active job appears…
+    h.send("user.updated", "recA", "ada@x.io", "disabled").await;
+    let active: i64 = sqlx::query_scalar(
+        "select count(*) from provisioning_jobs where state in ('pending', 'running')",
+    )
+    .fetch_one(&h.db)
+    .await
+    .unwrap();
+    assert_eq!(active, 1);
+    // …and finishing the stale run puts the job back to pending.
+    let finish = rosterd::provision::jobs::Finish::Done { action: "created" };
+    assert!(
+        rosterd::provision::jobs::finish(&h.db, &claimed[0], &finish)
+            .await
+            .unwrap()
+    );
+    let state: String = sqlx::query_scalar("select state from provisioning_jobs")
+        .fetch_one(&h.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "pending");
+    h.drain().await;
+    assert!(
+        h.all_users().await.is_empty(),
+        "disabled before ever being created"
+    );
+}
+
+#[sqlx::test]
+async fn an_expired_lease_is_taken_over_and_the_old_claim_cannot_finish(db: PgPool) {
+    let mut h = Harness::local(db);
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let first = rosterd::provision::jobs::claim(&h.db, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Still leased: nobody else gets it.
+    assert!(
+        rosterd::provision::jobs::claim(&h.db, 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The worker died: its lease runs out (moved into the past, not waited for).
+    sqlx::query("update provisioning_jobs set lease_until = now() - interval '1 second'")
+        .execute(&h.db)
+        .await
+        .unwrap();
+    let report = h.drain().await;
+    assert_eq!(report.done, 1);
+    assert!(h.user("ada@x.io").await.is_some());
+    let attempts: i32 = sqlx::query_scalar("select attempts from provisioning_jobs")
+        .fetch_one(&h.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2);
+    // The dead worker's late result is discarded.
+    let late = rosterd::provision::jobs::Finish::Dead {
+        error: "late".into(),
+        transient: false,
+    };
+    assert!(!rosterd::provision::jobs::finish(&h.db, &first[0], &late)
+        .await
+        .unwrap());
+    let state: String = sqlx::query_scalar("select state from provisioning_jobs")
+        .fetch_one(&h.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "done");
+}
+
+#[sqlx::test]
+async fn two_workers_run_each_of_500_jobs_exactly_once(db: PgPool) {
+    let h = Harness::local(db);
+    sqlx::raw_sql(
+        "insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at, last_event_id)
+         select 'rec' || i, 'p' || i || '@x.io', 'active', now(), 'e' || i, now(), 'e' || i
+         from generate_series(1, 500) i;
+         insert into provisioning_jobs (email) select 'p' || i || '@x.io' from generate_series(1, 500) i",
+    )
+    .execute(&h.db)
+    .await
+    .unwrap();
+    let (a, b) = (h.worker(8), h.worker(8));
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.done + rb.done, 500, "{ra:?} {rb:?}");
+    assert!(
+        ra.done > 0 && rb.done > 0,
+        "both workers took part: {ra:?} {rb:?}"
+    );
+    let attempts: Vec<(i64, i64)> =
+        sqlx::query_as("select count(*), count(distinct job_id) from provisioning_attempts")
+            .fetch_all(&h.db)
+            .await
+            .unwrap();
+    assert_eq!(attempts, [(500, 500)]);
+    assert_eq!(h.all_users().await.len(), 500);
+}
+
+#[sqlx::test]
+async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
+    let mut h = Harness::local(db);
+    // Polling far slower than the test may take: only NOTIFY can wake it.
+    let worker = Worker::new(
+        h.db.clone(),
+        h.provider.clone(),
+        WorkerConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        },
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let mut listener = sqlx::postgres::PgListener::connect_with(&h.db)
+        .await
+        .unwrap();
+    listener.listen("rosterd_test_done").await.unwrap();
+    sqlx::raw_sql(
+        "create function tell() returns trigger language plpgsql as
+           $$ begin perform pg_notify('rosterd_test_done', new.email); return new; end $$;
+         create trigger tell after insert on auth_accounts for each row execute function tell();",
+    )
+    .execute(&h.db)
+    .await
+    .unwrap();
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let n = tokio::time::timeout(Duration::from_secs(20), listener.recv()).await;
+    assert_eq!(
+        n.expect("provisioned without polling").unwrap().payload(),
+        "ada@x.io"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+// --- convergence -----------------------------------------------------------
+
+fn history() -> impl Strategy<Value = (Vec<Value>, Vec<usize>, Vec<bool>)> {
+    let ev = (0u8..3, 0u8..4, 0u8..4, any::<bool>(), 0u8..12);
+    prop::collection::vec(ev, 1..24)
+        .prop_map(|evs| {
+            evs.iter()
+                .enumerate()
+                .map(|(i, &(kind, rec, email, active, secs))| {
+                    let id = format!("evt_{:03}", 999 - i);
+                    let at = format!("2026-11-22T10:00:{secs:02}Z");
+                    let rec = format!("rec{rec}");
+                    if kind == 2 {
+                        delete_event(&id, &at, &rec)
+                    } else {
+                        let kind = if kind == 0 {
+                            "user.created"
+                        } else {
+                            "user.updated"
+                        };
+                        let mut e = upsert_event(kind, &id, &at, &rec, &format!("p{email}@x.io"));
+                        e["user"]["status"] = if active { "active" } else { "disabled" }.into();
+                        e["user"]["groups"] = serde_json::json!(if email % 2 == 0 {
+                            vec!["admins"]
+                        } else {
+                            vec![]
+                        });
+                        e
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .prop_flat_map(|events| {
+            let n = events.len();
+            (Just(events), prop::collection::vec(1usize..=2, n))
+        })
+        .prop_flat_map(|(events, copies)| {
+            let delivery: Vec<usize> = copies
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
+                .collect();
+            let n = delivery.len();
+            (
+                Just(events),
+                Just(delivery).prop_shuffle(),
+                prop::collection::vec(prop::bool::weighted(0.3), n),
+            )
+        })
+}
+
+async fn reset(db: &PgPool) {
+    sqlx::query(
+        "truncate roster, inbound_events, provisioning_jobs, provisioning_attempts, auth_accounts",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+#[test]
+fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_database());
+    let h = Harness::local(db.clone());
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(48);
+    let mut runner = TestRunner::new(PropConfig {
+        cases,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    runner
+        .run(&history(), |(events, delivery, drain_after)| {
+            rt.block_on(async {
+                let mut in_order: Vec<&Value> = events.iter().collect();
+                in_order.sort_by_key(|e| (e["occurredAt"].to_string(), e["eventId"].to_string()));
+                reset(&h.db).await;
+                for e in &in_order {
+                    h.apply(e).await;
+                }
+                let r = h.drain().await;
+                prop_assert_eq!(r.dead + r.retried, 0);
+                let expected = h.login_state().await;
+
+                reset(&h.db).await;
+                for (i, &k) in delivery.iter().enumerate() {
+                    h.apply(&events[k]).await;
+                    if drain_after[i] {
+                        h.drain().await;
+                    }
+                }
+                let r = h.drain().await;
+                prop_assert_eq!(r.dead + r.retried, 0);
+                prop_assert_eq!(h.login_state().await, expected);
+                Ok::<(), TestCaseError>(())
+            })
+        })
+        .unwrap();
+}
