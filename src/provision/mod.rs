@@ -80,7 +80,10 @@ pub async fn provision_person(
                 // Read again after the link is committed: a job for the
                 // user's previous row may have banned it meanwhile, and
                 // `ban_all` re-queues us only for bans after this link.
-                provider.get_user(user.id).await?.ok_or(ProviderError::NotFound)?
+                provider
+                    .get_user(user.id)
+                    .await?
+                    .ok_or(ProviderError::NotFound)?
             };
             let update = diff(&user, &desired);
             if update.profile.is_some() || update.banned.is_some() {
@@ -149,7 +152,11 @@ async fn update_taking_email(
 /// Moves a managed user off an email it no longer has a right to, onto a
 /// placeholder address, and queues its own person's job so it gets its
 /// right email back (that job may already have run, racing this one).
-async fn park(db: &PgPool, provider: &dyn AuthProvider, user: &AuthUser) -> Result<(), ProvisionError> {
+async fn park(
+    db: &PgPool,
+    provider: &dyn AuthProvider,
+    user: &AuthUser,
+) -> Result<(), ProvisionError> {
     let placeholder = UserUpdate {
         profile: Some(Profile {
             email: format!("parked-{}@rosterd.invalid", user.id.simple()),

@@ -125,23 +125,26 @@ impl Worker {
     /// --once`, tests and benchmarks.
     pub async fn drain(&self) -> Result<DrainReport, sqlx::Error> {
         let mut report = DrainReport::default();
+        let mut tasks = JoinSet::new();
+        let slots = self.cfg.concurrency.max(1);
         loop {
-            let claimed =
-                jobs::claim(&self.db, self.cfg.concurrency.max(1) as i64, self.cfg.lease).await?;
-            if claimed.is_empty() {
-                return Ok(report);
-            }
-            let mut tasks = JoinSet::new();
-            for job in claimed {
-                let me = self.clone();
-                tasks.spawn(async move { me.run_job(job).await });
-            }
-            for finish in tasks.join_all().await.into_iter().flatten() {
-                match finish {
-                    Finish::Done { .. } => report.done += 1,
-                    Finish::Retry { .. } => report.retried += 1,
-                    Finish::Dead { .. } => report.dead += 1,
+            // Refill free slots as soon as they free up, as `run` does.
+            if tasks.len() < slots {
+                let claimed =
+                    jobs::claim(&self.db, (slots - tasks.len()) as i64, self.cfg.lease).await?;
+                for job in claimed {
+                    let me = self.clone();
+                    tasks.spawn(async move { me.run_job(job).await });
                 }
+            }
+            let Some(done) = tasks.join_next().await else {
+                return Ok(report);
+            };
+            match done.expect("a job task never panics") {
+                Some(Finish::Done { .. }) => report.done += 1,
+                Some(Finish::Retry { .. }) => report.retried += 1,
+                Some(Finish::Dead { .. }) => report.dead += 1,
+                None => {}
             }
         }
     }

@@ -1,11 +1,14 @@
-//! One integration binary: every test talks to a real Postgres.
+//! One integration binary. Tests talk to a real Postgres, except the
+//! Supabase provider's, which run against an in-process GoTrue stand-in.
 
 mod cli;
 mod concurrency;
 mod convergence;
+mod gotrue;
 mod helpers;
 mod inbound;
 mod ops;
 mod provisioning;
 mod reconcile;
 mod signatures;
+mod supabase_provider;

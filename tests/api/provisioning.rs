@@ -1,11 +1,13 @@
 //! The roster driving login accounts: each action, re-created records,
 //! email moves, adoption, the queue's guarantees, convergence.
 
+use crate::gotrue::{self, Failure, GoTrue};
 use crate::helpers::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use rosterd::event::ParsedBody;
 use rosterd::provision::provider::local::LocalProvider;
+use rosterd::provision::provider::supabase::SupabaseProvider;
 use rosterd::provision::provider::{AuthProvider, AuthUser, Profile};
 use rosterd::provision::roles::RoleMap;
 use rosterd::provision::worker::{DrainReport, Worker, WorkerConfig};
@@ -21,6 +23,8 @@ pub struct Harness {
     pub db: PgPool,
     pub provider: Arc<dyn AuthProvider>,
     pub roles: RoleMap,
+    /// Set when the provider is Supabase, talking to the stand-in.
+    pub gotrue: Option<GoTrue>,
     seq: u32,
 }
 
@@ -33,13 +37,36 @@ impl Harness {
         Self::new(db, provider)
     }
 
+    /// The Supabase provider against a fresh GoTrue stand-in.
+    pub async fn gotrue(db: PgPool) -> Self {
+        let g = GoTrue::start().await;
+        let provider = SupabaseProvider::new(
+            g.url(),
+            gotrue::KEY.to_string().into(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut h = Self::new(db, Arc::new(provider));
+        h.gotrue = Some(g);
+        h
+    }
+
     pub fn new(db: PgPool, provider: Arc<dyn AuthProvider>) -> Self {
         Self {
             db,
             provider,
             roles: RoleMap::parse("admins=admin", "reader").unwrap(),
+            gotrue: None,
             seq: 0,
         }
+    }
+
+    /// Time passes for jobs waiting out a backoff (moved, not slept).
+    pub async fn make_due(&self) {
+        sqlx::query("update provisioning_jobs set run_at = now() where state = 'pending'")
+            .execute(&self.db)
+            .await
+            .unwrap();
     }
 
     pub fn worker(&self, concurrency: usize) -> Worker {
@@ -132,9 +159,7 @@ impl Harness {
     }
 }
 
-#[sqlx::test]
-async fn each_action_once_with_a_stable_id(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn each_action_once_with_a_stable_id(mut h: Harness) {
     h.send("user.created", "recA", "ada@x.io", "active").await;
     assert_eq!(h.drain().await.done, 1);
     let created = h.user("ada@x.io").await.expect("created");
@@ -188,9 +213,7 @@ async fn each_action_once_with_a_stable_id(db: PgPool) {
     assert_eq!(h.all_users().await.len(), 1);
 }
 
-#[sqlx::test]
-async fn recreated_record_keeps_the_persons_auth_user(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn recreated_record_keeps_the_persons_auth_user(mut h: Harness) {
     h.send("user.created", "recOld", "ada@x.io", "active").await;
     h.drain().await;
     let original = h.user("ada@x.io").await.unwrap();
@@ -224,9 +247,7 @@ async fn recreated_record_keeps_the_persons_auth_user(db: PgPool) {
     assert_eq!(h.all_users().await.len(), 1);
 }
 
-#[sqlx::test]
-async fn email_change_follows_the_record(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn email_change_follows_the_record(mut h: Harness) {
     h.send("user.created", "recA", "old@x.io", "active").await;
     h.drain().await;
     let before = h.user("old@x.io").await.unwrap();
@@ -241,9 +262,7 @@ async fn email_change_follows_the_record(db: PgPool) {
     assert_eq!(h.all_users().await.len(), 1);
 }
 
-#[sqlx::test]
-async fn two_records_swapping_emails_both_end_right(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn two_records_swapping_emails_both_end_right(mut h: Harness) {
     h.send("user.created", "recA", "x@x.io", "active").await;
     h.send("user.created", "recB", "y@x.io", "active").await;
     h.drain().await;
@@ -264,9 +283,7 @@ async fn two_records_swapping_emails_both_end_right(db: PgPool) {
     assert!(!x.banned && !y.banned);
 }
 
-#[sqlx::test]
-async fn a_user_that_existed_before_rosterd_is_adopted(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn a_user_that_existed_before_rosterd_is_adopted(mut h: Harness) {
     let existing = h
         .provider
         .create_user(
@@ -289,9 +306,7 @@ async fn a_user_that_existed_before_rosterd_is_adopted(db: PgPool) {
     assert_eq!(h.action_for("ada@x.io").await, "updated");
 }
 
-#[sqlx::test]
-async fn an_inactive_person_never_gets_an_account(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn an_inactive_person_never_gets_an_account(mut h: Harness) {
     h.send("user.created", "recA", "ada@x.io", "disabled").await;
     h.send("user.deleted", "recB", "", "").await;
     h.drain().await;
@@ -446,6 +461,33 @@ async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
         .unwrap();
 }
 
+/// Runs a scenario against the local provider and against Supabase (the
+/// GoTrue stand-in): the same semantics on both.
+macro_rules! on_both_providers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[sqlx::test]
+            async fn local(db: PgPool) {
+                super::$name(Harness::local(db)).await
+            }
+            #[sqlx::test]
+            async fn supabase(db: PgPool) {
+                super::$name(Harness::gotrue(db).await).await
+            }
+        }
+    )*};
+}
+
+on_both_providers!(
+    each_action_once_with_a_stable_id,
+    recreated_record_keeps_the_persons_auth_user,
+    email_change_follows_the_record,
+    two_records_swapping_emails_both_end_right,
+    a_user_that_existed_before_rosterd_is_adopted,
+    an_inactive_person_never_gets_an_account,
+);
+
 // --- convergence -----------------------------------------------------------
 
 fn history() -> impl Strategy<Value = (Vec<Value>, Vec<usize>, Vec<bool>)> {
@@ -533,6 +575,166 @@ fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
                 prop_assert_eq!(r.dead + r.retried, 0);
                 let expected = h.login_state().await;
 
+                reset(&h.db).await;
+                for (i, &k) in delivery.iter().enumerate() {
+                    h.apply(&events[k]).await;
+                    if drain_after[i] {
+                        h.drain().await;
+                    }
+                }
+                let r = h.drain().await;
+                prop_assert_eq!(r.dead + r.retried, 0);
+                prop_assert_eq!(h.login_state().await, expected);
+                Ok::<(), TestCaseError>(())
+            })
+        })
+        .unwrap();
+}
+
+// --- Supabase failure handling, against the stand-in ------------------------
+
+#[sqlx::test]
+async fn a_create_whose_answer_was_lost_links_the_same_user(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    let g = h.gotrue.clone().unwrap();
+    g.lose_next_create();
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let first = h.drain().await;
+    assert_eq!(
+        first.retried, 1,
+        "the lost answer looks transient: {first:?}"
+    );
+    assert_eq!(g.users().len(), 1, "the create did commit");
+    h.make_due().await;
+    assert_eq!(h.drain().await.done, 1);
+    let users = g.users();
+    assert_eq!(users.len(), 1, "linked, never a second user");
+    let link: Option<uuid::Uuid> =
+        sqlx::query_scalar("select auth_user_id from roster where id = 'recA'")
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert_eq!(link, Some(users[0].id));
+}
+
+#[sqlx::test]
+async fn rate_limited_job_waits_at_least_retry_after(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    h.gotrue.as_ref().unwrap().fail_next(
+        1,
+        Failure::RateLimited {
+            retry_after_secs: 7,
+        },
+    );
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    assert_eq!(h.drain().await.retried, 1);
+    let (state, wait, error): (String, f64, String) = sqlx::query_as(
+        "select state, extract(epoch from run_at - updated_at)::float8, last_error from provisioning_jobs",
+    )
+    .fetch_one(&h.db)
+    .await
+    .unwrap();
+    assert_eq!(state, "pending");
+    assert!(wait >= 7.0, "scheduled {wait}s after the 429");
+    assert!(
+        error.contains("429") || error.to_lowercase().contains("rate"),
+        "{error}"
+    );
+    // Nothing runs before its time.
+    assert_eq!(h.drain().await, DrainReport::default());
+    h.make_due().await;
+    assert_eq!(h.drain().await.done, 1);
+    assert!(h.user("ada@x.io").await.is_some());
+}
+
+#[sqlx::test]
+async fn three_server_errors_then_success_ends_created(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    h.gotrue
+        .as_ref()
+        .unwrap()
+        .fail_next(3, Failure::ServerError);
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let mut rounds = 0;
+    loop {
+        let r = h.drain().await;
+        rounds += 1;
+        if r.done == 1 {
+            break;
+        }
+        assert_eq!((r.retried, r.dead), (1, 0), "{r:?}");
+        assert!(rounds < 5, "should have succeeded by now");
+        h.make_due().await;
+    }
+    assert_eq!(h.action_for("ada@x.io").await, "created");
+    assert_eq!(h.gotrue.as_ref().unwrap().users().len(), 1);
+    let failed: i64 = sqlx::query_scalar(
+        "select count(*) from provisioning_attempts where error is not null and transient",
+    )
+    .fetch_one(&h.db)
+    .await
+    .unwrap();
+    assert!(
+        failed >= 1 && failed == rounds - 1,
+        "{failed} transient failures recorded over {rounds} rounds"
+    );
+}
+
+#[sqlx::test]
+async fn a_bad_request_is_dead_after_one_attempt(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    h.gotrue.as_ref().unwrap().fail_next(
+        1,
+        Failure::Canned {
+            status: 400,
+            headers: vec![],
+            body: r#"{"code":"validation_failed","message":"Unable to validate email address: invalid format"}"#.into(),
+        },
+    );
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let r = h.drain().await;
+    assert_eq!((r.done, r.retried, r.dead), (0, 0, 1));
+    let (state, attempts, error): (String, i32, String) =
+        sqlx::query_as("select state, attempts, last_error from provisioning_jobs")
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("dead", 1));
+    assert!(
+        error.contains("400") || error.contains("validat"),
+        "{error}"
+    );
+    assert!(h.gotrue.as_ref().unwrap().users().is_empty());
+}
+
+#[test]
+fn supabase_converges_like_in_order_delivery() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_database());
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    let mut runner = TestRunner::new(PropConfig {
+        cases,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    runner
+        .run(&history(), |(events, delivery, drain_after)| {
+            rt.block_on(async {
+                // A fresh stand-in per run: its users are the state compared.
+                let h = Harness::gotrue(db.clone()).await;
+                let mut in_order: Vec<&Value> = events.iter().collect();
+                in_order.sort_by_key(|e| (e["occurredAt"].to_string(), e["eventId"].to_string()));
+                reset(&h.db).await;
+                for e in &in_order {
+                    h.apply(e).await;
+                }
+                h.drain().await;
+                let expected = h.login_state().await;
+
+                let h = Harness::gotrue(db.clone()).await;
                 reset(&h.db).await;
                 for (i, &k) in delivery.iter().enumerate() {
                     h.apply(&events[k]).await;

@@ -94,8 +94,16 @@ async fn mixed_fixture(h: &mut Harness) {
 }
 
 #[sqlx::test]
-async fn mixed_fixture_exact_counters_then_all_unchanged(db: PgPool) {
-    let mut h = Harness::local(db);
+async fn mixed_fixture_local(db: PgPool) {
+    mixed_fixture_exact_counters_then_all_unchanged(Harness::local(db)).await;
+}
+
+#[sqlx::test]
+async fn mixed_fixture_supabase(db: PgPool) {
+    mixed_fixture_exact_counters_then_all_unchanged(Harness::gotrue(db).await).await;
+}
+
+async fn mixed_fixture_exact_counters_then_all_unchanged(mut h: Harness) {
     mixed_fixture(&mut h).await;
     let before = h.all_users().await;
 
@@ -120,6 +128,51 @@ async fn mixed_fixture_exact_counters_then_all_unchanged(db: PgPool) {
     assert_eq!(
         h.user("p4@x.io").await.unwrap().name.as_deref(),
         Some("Ada Lovelace")
+    );
+}
+
+#[sqlx::test]
+async fn more_than_ten_pages_of_supabase_users_are_all_read(db: PgPool) {
+    let h = Harness::gotrue(db).await;
+    let g = h.gotrue.clone().unwrap();
+    // 10,500 people in sync: 11 pages of 1,000, so page numbers reach 11.
+    let mut rows = Vec::new();
+    for i in 0..10_500 {
+        let email = format!("p{i}@x.io");
+        let meta = serde_json::json!({"roles": [], "roster_id": format!("rec{i}")});
+        let id = g.seed(
+            uuid::Uuid::new_v4(),
+            &email,
+            serde_json::json!({"name": null}),
+            meta,
+        );
+        rows.push((format!("rec{i}"), email, id));
+    }
+    let (ids, emails, users): (Vec<String>, Vec<String>, Vec<uuid::Uuid>) =
+        rows.into_iter()
+            .fold((vec![], vec![], vec![]), |mut acc, (a, b, c)| {
+                acc.0.push(a);
+                acc.1.push(b);
+                acc.2.push(c);
+                acc
+            });
+    sqlx::query(
+        "insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
+                             last_event_id, auth_user_id)
+         select id, email, 'active', now(), 'e', now(), 'e', auth
+         from unnest($1::text[], $2::text[], $3::uuid[]) as t(id, email, auth)",
+    )
+    .bind(&ids)
+    .bind(&emails)
+    .bind(&users)
+    .execute(&h.db)
+    .await
+    .unwrap();
+    let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0]));
+    assert!(
+        g.requests("GET", "/admin/users") >= 11,
+        "every page requested"
     );
 }
 
