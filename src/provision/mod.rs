@@ -75,6 +75,10 @@ pub async fn provision_person(
             };
             let user = if holder.auth_user_id == Some(user.id) {
                 user
+            } else if created {
+                // New: no other row can hold it, nobody else can ban it.
+                person::link_new(&mut *db.acquire().await?, &holder.row_id, user.id).await?;
+                user
             } else {
                 person::link(&mut *db.acquire().await?, &holder.row_id, user.id).await?;
                 // Read again after the link is committed: a job for the

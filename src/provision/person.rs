@@ -182,6 +182,22 @@ pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx
     Ok(person)
 }
 
+/// Links a user created just now, which no other row can hold yet.
+pub async fn link_new(
+    conn: &mut PgConnection,
+    row_id: &str,
+    user: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update roster set auth_user_id = $2, auth_linked_at = now() where id = $1",
+        row_id,
+        user
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Makes `user` the holder row's auth user, taking the link from whichever
 /// row had it (an auth user is linked to at most one row).
 pub async fn link(conn: &mut PgConnection, row_id: &str, user: Uuid) -> Result<(), sqlx::Error> {
