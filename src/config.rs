@@ -289,6 +289,12 @@ pub struct ServeArgs {
     /// Largest accepted inbound body, in bytes.
     #[arg(long, env = "INBOUND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub inbound_max_body_bytes: usize,
+    /// Bearer tokens the login service uses for the lookup, comma-separated.
+    #[arg(long, env = "LOGIN_API_TOKENS", hide_env_values = true, value_parser = secret_parser)]
+    pub login_api_tokens: Option<SecretString>,
+    /// Read the login tokens from this file instead.
+    #[arg(long, env = "LOGIN_API_TOKENS_FILE")]
+    pub login_api_tokens_file: Option<PathBuf>,
     /// Group-to-role map: `group=role` entries, comma- or newline-separated.
     #[arg(long, env = "ROLE_MAP", default_value = "")]
     pub role_map: String,
@@ -307,6 +313,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub roles: RoleMap,
     pub provider: ProviderConfig,
+    /// Tokens admitted by the login lookup; none configured admits nobody.
+    pub login_tokens: crate::http::bearer::BearerTokens,
     /// `None` when the worker is switched off.
     pub worker: Option<WorkerConfig>,
 }
@@ -335,7 +343,16 @@ impl ServeArgs {
         let roles = RoleMap::parse(&self.role_map, &self.role_defaults)?;
         let provider = self.provider.resolve()?;
         let worker = self.worker.resolve()?;
+        let login_tokens = crate::http::bearer::BearerTokens::parse(
+            read_secret(
+                "LOGIN_API_TOKENS",
+                self.login_api_tokens.as_ref(),
+                self.login_api_tokens_file.as_ref(),
+            )?
+            .as_ref(),
+        );
         Ok(Config {
+            login_tokens,
             provider,
             worker: self.worker_enabled.then_some(worker),
             db,

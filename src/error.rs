@@ -23,6 +23,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("event id already used for a different body")]
     EventIdConflict,
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("provisioning pending")]
+    ProvisioningPending,
+    #[error("directory unavailable")]
+    DirectoryUnavailable,
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
@@ -51,6 +57,11 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::EventIdConflict => (StatusCode::CONFLICT, "event_id_conflict"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::ProvisioningPending => (StatusCode::SERVICE_UNAVAILABLE, "provisioning_pending"),
+            Self::DirectoryUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable")
+            }
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -73,6 +84,11 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED && matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

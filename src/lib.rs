@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod lookup;
 pub mod provision;
 pub mod roster;
 pub mod signature;
@@ -31,7 +32,9 @@ pub struct AppState {
 
 /// The whole HTTP surface. Tests and the binary build the same thing.
 pub fn build_app(state: AppState) -> Router {
-    let mut app = Router::new().merge(http::ops::router());
+    let mut app = Router::new()
+        .merge(http::ops::router())
+        .merge(http::lookup::router());
     if state.config.webhook_enabled {
         app = app.merge(http::inbound::router(state.config.max_body_bytes));
     }

@@ -1,4 +1,6 @@
 //! The HTTP surfaces, one module each, assembled by [`crate::build_app`].
 
+pub mod bearer;
 pub mod inbound;
+pub mod lookup;
 pub mod ops;

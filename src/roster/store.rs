@@ -250,3 +250,52 @@ pub async fn holder_of(
     .await?;
     id.map(|id| decode(RecordId::parse(&id))).transpose()
 }
+
+/// What the login lookup needs about a record, in one indexed query.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: String,
+    pub roles: Vec<String>,
+    pub auth_user_id: Option<uuid::Uuid>,
+    /// A provisioning job is queued or running for this person.
+    pub pending: bool,
+}
+
+/// The holder of `email` (or, when no live row carries it, the newest
+/// deleted one, so the answer can say "deleted").
+pub async fn login_row_by_email(
+    conn: &mut PgConnection,
+    email: &Email,
+) -> Result<Option<LoginRow>, sqlx::Error> {
+    sqlx::query_as!(
+        LoginRow,
+        r#"select r.id, r.email, r.name, r.status as "status!", r.roles, r.auth_user_id,
+                  exists(select 1 from provisioning_jobs j
+                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
+           from roster r where r.email = $1
+           order by (r.status <> 'deleted') desc, r.profile_at desc, r.profile_event_id desc
+           limit 1"#,
+        email.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn login_row_by_id(
+    conn: &mut PgConnection,
+    id: &RecordId,
+) -> Result<Option<LoginRow>, sqlx::Error> {
+    sqlx::query_as!(
+        LoginRow,
+        r#"select r.id, r.email, r.name, r.status as "status!", r.roles, r.auth_user_id,
+                  exists(select 1 from provisioning_jobs j
+                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
+           from roster r where r.id = $1"#,
+        id.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// A plain (UTF-8) secret, as the Airtable script uses.
 pub const SECRET: &str = "test-secret-0123456789";
+/// The login service's bearer token in tests.
+pub const LOGIN_TOKEN: &str = "login-token-0123456789";
 /// A Standard Webhooks secret: base64 of 24 key bytes.
 pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -31,6 +33,9 @@ pub fn config() -> Config {
         max_body_bytes: 64 * 1024,
         roles: RoleMap::parse("admins=admin\nops=publisher\nops=auditor", "reader").unwrap(),
         provider: ProviderConfig::Local,
+        login_tokens: rosterd::http::bearer::BearerTokens::parse(Some(
+            &LOGIN_TOKEN.to_string().into(),
+        )),
         worker: None,
     }
 }
@@ -61,10 +66,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, tweak: impl FnOnce(&mut Config)) -> Self {
+        let provider = Arc::new(LocalProvider::new(db.clone()));
+        Self::spawn_with_provider(db, provider, tweak).await
+    }
+
+    pub async fn spawn_with_provider(
+        db: PgPool,
+        provider: Arc<dyn rosterd::provision::provider::AuthProvider>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = config();
         tweak(&mut config);
         let app = build_app(AppState {
-            provider: Arc::new(LocalProvider::new(db.clone())),
+            provider,
             db: db.clone(),
             config: Arc::new(config),
         });
@@ -78,6 +92,16 @@ impl TestApp {
             client: reqwest::Client::new(),
             shutdown,
         }
+    }
+
+    /// The login lookup with the test token.
+    pub async fn lookup(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/users/lookup?{query}")))
+            .bearer_auth(LOGIN_TOKEN)
+            .send()
+            .await
+            .expect("request reaches the app")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,6 +7,7 @@ mod convergence;
 mod gotrue;
 mod helpers;
 mod inbound;
+mod lookup;
 mod ops;
 mod provisioning;
 mod reconcile;

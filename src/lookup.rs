@@ -1,0 +1,121 @@
+//! The login read-through (CONTRACT §6): answer from the roster, provision
+//! an active person whose auth user is missing or stale on the spot.
+
+use crate::event::{Email, RecordId};
+use crate::provision::provision_person;
+use crate::roster::store::{self, LoginRow};
+use crate::AppState;
+use serde::Serialize;
+
+/// What the login service asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Email(Email),
+    Id(RecordId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Roster,
+    Directory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    pub user_id: uuid::Uuid,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Active {
+        user: User,
+        auth: Auth,
+        source: Source,
+    },
+    Inactive {
+        status: String,
+    },
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("provisioning is pending: {0}")]
+    ProvisioningPending(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+async fn fetch(state: &AppState, key: &Key) -> Result<Option<LoginRow>, sqlx::Error> {
+    let mut conn = state.db.acquire().await?;
+    match key {
+        Key::Email(e) => store::login_row_by_email(&mut conn, e).await,
+        Key::Id(id) => store::login_row_by_id(&mut conn, id).await,
+    }
+}
+
+/// A roster hit never waits on the directory.
+pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> {
+    match fetch(state, key).await? {
+        Some(row) => answer(state, key, row, Source::Roster).await,
+        None => Ok(Answer::NotFound),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    key: &Key,
+    row: LoginRow,
+    source: Source,
+) -> Result<Answer, LookupError> {
+    if row.status != "active" {
+        return Ok(Answer::Inactive { status: row.status });
+    }
+    let Some(email) = row.email.clone() else {
+        return Ok(Answer::Inactive {
+            status: "deleted".into(),
+        });
+    };
+    let row = if row.auth_user_id.is_none() || row.pending {
+        // Missing or possibly stale: the one provisioning path, inline.
+        let email = Email::from_trusted(email);
+        provision_person(&state.db, state.provider.as_ref(), &email)
+            .await
+            .map_err(|e| LookupError::ProvisioningPending(e.to_string()))?;
+        fetch(state, key).await?.unwrap_or(row)
+    } else {
+        row
+    };
+    let Some(user_id) = row.auth_user_id else {
+        // Not this row's to hold (another live row holds the email).
+        return Err(LookupError::ProvisioningPending(
+            "the record does not hold its email's auth user".into(),
+        ));
+    };
+    Ok(Answer::Active {
+        user: User {
+            id: row.id,
+            email: row.email.unwrap_or_default(),
+            name: row.name,
+            status: row.status,
+            roles: row.roles,
+        },
+        auth: Auth {
+            user_id,
+            state: "active",
+        },
+        source,
+    })
+}
