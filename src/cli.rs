@@ -1,6 +1,6 @@
 //! The command line: `serve`, `migrate`, `sign`.
 
-use crate::config::{DatabaseArgs, ProviderArgs, ServeArgs, WorkerArgs};
+use crate::config::{DatabaseArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs};
 use crate::provision::reconcile::reconcile;
 use crate::provision::worker::Worker;
 use crate::signature::Key;
@@ -43,8 +43,26 @@ pub enum Command {
     Worker(WorkerCmd),
     /// Reconcile every person in the roster with the auth provider.
     Provision(ProvisionCmd),
+    /// Apply a roster file (YAML or CSV) through the same path as events.
+    Push(PushCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PushCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    /// roster.yaml / roster.yml / roster.csv (columns: id, email, name, status, groups)
+    pub file: std::path::PathBuf,
+    /// Delete live records that are not in the file.
+    #[arg(long)]
+    pub prune: bool,
+    /// Count what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -204,6 +222,28 @@ async fn run(command: Command) -> Result<(), Failure> {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "{} people could not be provisioned; see the log",
                     report.failed
+                )));
+            }
+            Ok(())
+        }
+        Command::Push(cmd) => {
+            let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+            let name = cmd.file.display().to_string();
+            let text = std::fs::read_to_string(&cmd.file)
+                .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+            let rows = crate::roster::import::parse_file(&name, &text)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was changed"))?;
+            let pool = connect(&db_cfg).await?;
+            migrate(&pool).await?;
+            let report =
+                crate::roster::import::import(&pool, &roles, &rows, cmd.prune, cmd.dry_run)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+            print!("{}", report.render(&name, cmd.dry_run));
+            if !report.rejected.is_empty() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} rows were rejected",
+                    report.rejected.len()
                 )));
             }
             Ok(())

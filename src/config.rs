@@ -295,12 +295,24 @@ pub struct ServeArgs {
     /// Read the login tokens from this file instead.
     #[arg(long, env = "LOGIN_API_TOKENS_FILE")]
     pub login_api_tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RoleArgs {
     /// Group-to-role map: `group=role` entries, comma- or newline-separated.
     #[arg(long, env = "ROLE_MAP", default_value = "")]
     pub role_map: String,
     /// Roles every person has.
     #[arg(long, env = "ROLE_DEFAULTS", default_value = "")]
     pub role_defaults: String,
+}
+
+impl RoleArgs {
+    pub fn resolve(&self) -> Result<RoleMap, ConfigError> {
+        RoleMap::parse(&self.role_map, &self.role_defaults)
+    }
 }
 
 /// Everything `serve` needs, checked.
@@ -340,7 +352,7 @@ impl ServeArgs {
                 "must be at least 1",
             ));
         }
-        let roles = RoleMap::parse(&self.role_map, &self.role_defaults)?;
+        let roles = self.roles.resolve()?;
         let provider = self.provider.resolve()?;
         let worker = self.worker.resolve()?;
         let login_tokens = crate::http::bearer::BearerTokens::parse(

@@ -3,6 +3,7 @@
 //! every event source goes through, `store` its SQL.
 
 pub mod apply;
+pub mod import;
 pub mod merge;
 pub mod store;
 

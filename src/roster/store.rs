@@ -1,8 +1,9 @@
 //! The roster's SQL: small functions named by verb, each taking a
 //! connection so one transaction can span several.
 
-use super::merge::{ProfileRegister, Registers};
-use crate::event::{Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
+use super::merge::{ProfileRegister, Registers, RowStatus};
+use crate::event::{Change, Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
+use crate::provision::roles::RoleMap;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -69,6 +70,57 @@ pub async fn lock_row(
     .await?
     .map(RowRecord::into_registers)
     .transpose()
+}
+
+/// Reads a row without locking it (imports compare before applying).
+pub async fn read_row(
+    conn: &mut PgConnection,
+    id: &RecordId,
+) -> Result<Option<Registers>, sqlx::Error> {
+    sqlx::query_as!(
+        RowRecord,
+        r#"select email, name, profile_status, groups, roles,
+                  profile_at, profile_event_id, deleted_at, deleted_event_id
+           from roster where id = $1"#,
+        id.as_str()
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(RowRecord::into_registers)
+    .transpose()
+}
+
+/// How an incoming profile relates to what the roster holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// No live record: applying it creates (or brings back) the person.
+    New,
+    Same,
+    Different,
+}
+
+pub fn compare(current: Option<&Registers>, event: &UserEvent, roles: &RoleMap) -> Comparison {
+    let Change::Upsert(incoming) = &event.change else {
+        return Comparison::Different;
+    };
+    match current {
+        Some(row) if row.status() != RowStatus::Deleted => {
+            let p = row.profile.as_ref().expect("a live row has a profile");
+            if &p.profile == incoming && p.roles == roles.roles_for(&incoming.groups) {
+                Comparison::Same
+            } else {
+                Comparison::Different
+            }
+        }
+        _ => Comparison::New,
+    }
+}
+
+/// Ids of every record that is not deleted.
+pub async fn live_ids(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!("select id from roster where status <> 'deleted' order by id")
+        .fetch_all(conn)
+        .await
 }
 
 /// The columns of a row's registers, as bound parameters.

@@ -204,3 +204,14 @@ pub async fn fresh_database() -> PgPool {
     rosterd::db::MIGRATOR.run(&pool).await.unwrap();
     pool
 }
+
+/// A URL for the binary to reach the same test database.
+pub fn url_of(opts: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap()
+    )
+}

@@ -10,6 +10,7 @@ mod inbound;
 mod lookup;
 mod ops;
 mod provisioning;
+mod push;
 mod reconcile;
 mod signatures;
 mod supabase_provider;

@@ -1,6 +1,7 @@
 //! Full reconcile: exact counters over a mixed fixture, idempotence,
 //! dry-run, unmanaged users, many pages, and the CLI block.
 
+use crate::helpers::url_of;
 use crate::provisioning::Harness;
 use rosterd::provision::provider::{Profile, UserUpdate};
 use rosterd::provision::reconcile::{reconcile, Report};
@@ -197,16 +198,6 @@ async fn more_than_ten_pages_of_users_are_all_read(db: PgPool) {
     .unwrap();
     let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
     assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0]));
-}
-
-fn url_of(opts: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap()
-    )
 }
 
 fn run_provision(url: &str, args: &[&str]) -> (i32, String, String) {
