@@ -4,6 +4,8 @@
 #
 #   make run            dev cluster in .data/postgres + the service
 #   make test           test suite against a throwaway cluster (or $DATABASE_URL)
+#   make bench          release build + benchmarks on a throwaway durable cluster;
+#                       prints figures, asserts nothing (see scripts/bench.sh)
 #   make db-stop        stop the dev cluster (make run leaves it running)
 #   make clean-db       stop it and delete .data/
 #
@@ -12,6 +14,7 @@
 
 PGPORT     ?= 54329
 DEV_SECRET ?= dev-secret-0123456789abcdef
+DEV_LOGIN_TOKEN ?= dev-login-token
 BIND_ADDR  ?= 127.0.0.1:8080
 TEST_ARGS  ?=
 PGDIR      := .data/postgres
@@ -23,10 +26,11 @@ PG         := scripts/pg.sh
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
 run:
 	@url=$$($(PG) start $(PGDIR) $(PGPORT)) || exit 1; \
-	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
-		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' >&2; \
+	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  login lookup token:  %s\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
+		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' '$(DEV_LOGIN_TOKEN)' >&2; \
 	DATABASE_URL="$$url" AIRTABLE_USER_SYNC_SECRET='$(DEV_SECRET)' BIND_ADDR='$(BIND_ADDR)' \
 		ROLE_MAP="$${ROLE_MAP-admins=admin}" ROLE_DEFAULTS="$${ROLE_DEFAULTS-reader}" \
+		LOGIN_API_TOKENS='$(DEV_LOGIN_TOKEN)' \
 		SQLX_OFFLINE=true exec cargo run --bin rosterd -- serve
 
 db-start:
