@@ -61,9 +61,9 @@ values ('rec_' || :prefix::text || '_' || :client_id::text || '_' || :i::text,
 on conflict (id) do nothing
 returning true as "inserted!";
 
--- provision::jobs::enqueue (one email: the new row's; $2 is jobs::CHANNEL)
-with queued as (
-    insert into provisioning_jobs (email)
+-- provision::jobs::enqueue (one email: the new row's). The NOTIFY is sent
+-- after commit, coalesced, by jobs::Wakeup: not part of this transaction.
+insert into provisioning_jobs (email)
     select unnest(array[:prefix::text || '-' || :client_id::text || '-' || :i::text || '@bench.example']::text[])
     on conflict (email) where state in ('pending', 'running')
     do update set
@@ -71,8 +71,6 @@ with queued as (
         run_at = case when provisioning_jobs.state = 'pending'
                       then least(provisioning_jobs.run_at, now())
                       else provisioning_jobs.run_at end,
-        updated_at = now()
-    returning 1)
-select pg_notify('rosterd_jobs', '') from (select count(*) from queued) q;
+        updated_at = now();
 
 commit;

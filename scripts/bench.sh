@@ -5,23 +5,34 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest"):
-#   ingest   POST /api/sync/users/inbound: benches/ingest.rs posts N unique
-#            signed events over C connections, then replays them (duplicate
-#            path); then pgbench runs the service's own transaction
-#            (benches/ingest.pgbench.sql) at the same C against the same
-#            database.  Target (issue): at C=16 the service sustains
-#            >= 0.8x the pgbench rate with p99 < 20 ms.
+# Sections (BENCH_SECTIONS, space-separated, default "ingest provision reconcile"):
+#   provision  benches/provision.rs: 10,000 queued people drained through the
+#            Supabase provider against the GoTrue stand-in answering after
+#            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
+#            and the ratio to the ideal (concurrency / 10 ms).
+#   reconcile  `rosterd provision --json` over BENCH_RECONCILE_ROWS roster rows
+#            already in sync with the local provider: wall time and peak RSS
+#            of the real binary (/usr/bin/time).
+#   ingest   POST /api/sync/users/inbound.  For each C: benches/ingest.rs
+#            posts N unique signed events over C connections, then replays
+#            them (duplicate path); right after, pgbench runs the service's
+#            own transaction (benches/ingest.pgbench.sql) with C clients
+#            against the same database.  Target (issue): at C=16 the
+#            service sustains >= 0.8x the pgbench rate with p99 < 20 ms.
 # To add a section (provisioning worker, lookup, ...): write section_NAME,
-# which may use the running service ($SERVICE_URL, $BENCH_SECRET) and the
-# database ($DATABASE_URL, run_psql) and appends lines to $SUMMARY; then add
-# NAME to the default of BENCH_SECTIONS.
+# which builds what it needs (build_exe, e.g. `build_exe bench bench --bench
+# NAME --no-run`), may use the running service ($SERVICE_URL, $BENCH_SECRET;
+# it runs with WORKER_ENABLED=false) and the cluster ($DATABASE_URL, a
+# superuser that may create databases; run_psql), prints its figures and
+# appends its summary lines to $SUMMARY; then add NAME to the default of
+# BENCH_SECTIONS.
 #
 # Environment:
 #   BENCH_EVENTS=4000        unique events per concurrency level
 #   BENCH_CONCURRENCY=1,4,16 concurrency levels (connections / pgbench clients)
 #   BENCH_PGBENCH_SECS=10    pgbench duration per level
-#   BENCH_SECTIONS=ingest    sections to run
+#   BENCH_SECTIONS="ingest provision reconcile"   sections to run
+#   BENCH_RECONCILE_ROWS=100000   roster rows for the reconcile section
 #   BENCH_KEEP_LOGS=1        keep the work dir (service log, pgbench logs)
 #
 # The cluster is a fresh throwaway one (scripts/lib/throwaway-pg.sh) with
@@ -36,7 +47,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest provision reconcile}
+BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -50,9 +62,14 @@ die() {
     die "BENCH_CONCURRENCY must be comma-separated positive numbers, e.g. 1,4,16"
 IFS=, read -r -a LEVELS <<<"$BENCH_CONCURRENCY"
 
-# A PostgreSQL client tool: from PATH, else the newest versioned install.
+# A PostgreSQL client tool: from PG_BIN_DIR (as scripts/pg.sh), PATH, else
+# the newest versioned install.
 pg_tool() {
     local name=$1 found
+    if [[ -n ${PG_BIN_DIR:-} && -x $PG_BIN_DIR/$name ]]; then
+        printf '%s\n' "$PG_BIN_DIR/$name"
+        return 0
+    fi
     if found=$(command -v "$name"); then
         printf '%s\n' "$found"
         return 0
@@ -119,8 +136,10 @@ run_psql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # would find already populated but without its _sqlx_migrations record.
 # (Once .sqlx/ is committed the first branch is always taken.)
 CARGO_ENV=()
+OFFLINE_HINT=""
 if [[ -d .sqlx ]]; then
     CARGO_ENV=(SQLX_OFFLINE=true)
+    OFFLINE_HINT=" (built offline from .sqlx/; if a query has no cached data, run make sqlx-prepare)"
 else
     say "no .sqlx/ cache: building against a scratch database 'macros'"
     run_psql "$CLUSTER_URL/postgres" -c "CREATE DATABASE macros"
@@ -129,13 +148,22 @@ else
 fi
 cargo_() { env "${CARGO_ENV[@]}" cargo "$@"; }
 
+# Builds one target and prints the path of its executable.  The benchmarks
+# run these files directly (which is all `cargo bench` does after building),
+# so a source edit while the bench runs cannot trigger a rebuild between
+# measurements or swap the binary being measured.
+build_exe() { # kind cargo-args...
+    local kind=$1 exe
+    shift
+    exe=$(cargo_ "$@" --message-format=json-render-diagnostics |
+        grep "\"kind\":\[\"$kind\"\]" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | tail -n 1) ||
+        die "cargo $* failed${OFFLINE_HINT}"
+    [[ -n $exe && -x $exe ]] || die "cargo $* built no $kind executable"
+    printf '%s\n' "$exe"
+}
+
 say "building (release)"
-cargo_ build --release --bin rosterd
-cargo_ bench --bench ingest --no-run
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-ROSTERD_BIN=${TARGET_DIR:-target}/release/rosterd
-[[ -x $ROSTERD_BIN ]] || die "built, but $ROSTERD_BIN is missing"
+ROSTERD_BIN=$(build_exe bin build --release --bin rosterd)
 
 # ---------------------------------------------------------------- service
 
@@ -168,7 +196,8 @@ http_ok() {
     fi
 }
 
-# A fresh signing secret per run (hex, 48 bytes); never on a command line.
+# A fresh signing secret per run (48 hex digits); passed in the environment,
+# never on a command line.
 BENCH_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 SERVICE_PORT=$(free_port)
 SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
@@ -204,9 +233,16 @@ done
     die "rosterd not ready within 30 s"
 }
 
+# Figures taken against a dead service are worthless: stop there.
+service_alive() {
+    kill -0 "$SERVICE_PID" 2>/dev/null && return 0
+    tail -n 20 "$SERVICE_LOG" >&2 || true
+    die "rosterd exited during the benchmark (log above)"
+}
+
 # -------------------------------------------------------------- sections
 
-# Percentiles (nearest rank) of the numbers on stdin, in the unit given.
+# Nearest-rank percentiles (0.5, 0.99, 1 = max) of the numbers on stdin.
 percentiles() { # p...
     sort -n | awk -v ps="$*" '
         { v[NR] = $1 }
@@ -220,49 +256,58 @@ percentiles() { # p...
         }'
 }
 
-section_ingest() {
-    local run_tag c
-    run_tag=r$(date +%s)
-
-    echo
-    echo "== ingest: service (benches/ingest.rs, $BENCH_EVENTS events per level) =="
+# pgbench on the service's own transaction at one concurrency level.
+ingest_pgbench_level() { # C run-tag
+    local c=$1 run_tag=$2
+    local j=$((c < 2 ? c : 2)) out=$WORK/pgbench-c$c.out logdir=$WORK/pgbench-c$c
+    local tps avg failed p50 p99 max
+    mkdir -p "$logdir"
     run_psql "$DATABASE_URL" -c CHECKPOINT
-    AIRTABLE_USER_SYNC_SECRET=$BENCH_SECRET cargo_ bench --bench ingest -- \
-        --url "$SERVICE_URL" --events "$BENCH_EVENTS" --concurrency "$BENCH_CONCURRENCY" \
-        --seed-prefix "$run_tag" --summary "$WORK/ingest-service.tsv"
+    "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
+        -D prefix="pgb_${run_tag}_c$c" -D i=0 \
+        -l --log-prefix="$logdir/log" \
+        -f benches/ingest.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
+        cat "$out" >&2
+        die "pgbench failed at C=$c (output above)"
+    }
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+    avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+    [[ -n $tps && -n $avg ]] || {
+        cat "$out" >&2
+        die "cannot read tps/latency from pgbench's output (above)"
+    }
+    # Per-transaction log lines: client, tx no, latency (us), script, epoch, us.
+    read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
+    printf 'pgbench C=%-3s %-10s %8.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (avg %.1f ms, %s failed, %s s)\n' \
+        "$c" transaction "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}" "$BENCH_PGBENCH_SECS"
+    printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/ingest-pgbench.tsv"
+}
 
+section_ingest() {
+    local run_tag c ingest_bin
+    run_tag=r$(date +%s)
+    ingest_bin=$(build_exe bench bench --bench ingest --no-run)
+
+    # Each level measures the service and then pgbench back to back, so the
+    # ratio compares figures taken under the same background load.
     echo
-    echo "== ingest: pgbench (benches/ingest.pgbench.sql, ${BENCH_PGBENCH_SECS} s per level) =="
+    echo "== ingest: service (benches/ingest.rs, $BENCH_EVENTS events) and pgbench (benches/ingest.pgbench.sql, ${BENCH_PGBENCH_SECS} s) per level =="
     for c in "${LEVELS[@]}"; do
-        local j=$((c < 2 ? c : 2)) out=$WORK/pgbench-c$c.out logdir=$WORK/pgbench-c$c
-        mkdir -p "$logdir"
         run_psql "$DATABASE_URL" -c CHECKPOINT
-        "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
-            -D prefix="pgb_${run_tag}_c$c" -D i=0 \
-            -l --log-prefix="$logdir/log" \
-            -f benches/ingest.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
-            cat "$out" >&2
-            die "pgbench failed at C=$c (output above)"
-        }
-        local tps avg failed p50 p99 max
-        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
-        avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
-        failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-        [[ -n $tps && -n $avg ]] || {
-            cat "$out" >&2
-            die "cannot read tps/latency from pgbench's output (above)"
-        }
-        # Per-transaction log: client, tx no, latency (us), script, epoch, us.
-        read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
-        printf 'pgbench C=%-3s %-10s %8.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (avg %.1f ms, %s failed)\n' \
-            "$c" transaction "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}"
-        printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/ingest-pgbench.tsv"
+        AIRTABLE_USER_SYNC_SECRET=$BENCH_SECRET "$ingest_bin" --bench \
+            --url "$SERVICE_URL" --events "$BENCH_EVENTS" --concurrency "$c" \
+            --seed-prefix "$run_tag" --summary "$WORK/ingest-service-c$c.tsv" |
+            sed '/^ingest: /d' # its preamble; the header above says the same
+        cat "$WORK/ingest-service-c$c.tsv" >>"$WORK/ingest-service.tsv"
+        service_alive
+        ingest_pgbench_level "$c" "$run_tag"
     done
 
     {
         echo "ingest (POST /api/sync/users/inbound; target at C=16: >= 0.8x pgbench, p99 < 20 ms)"
         printf '  %-4s %10s %8s %8s   %10s %8s   %11s %8s   %6s  %s\n' \
-            C "svc ev/s" p50 p99 "dup ev/s" "dup p99" "pgbench tps" p99 ratio verdict
+            C "svc ev/s" p50 p99 "dup ev/s" "dup p99" "pgbench tps" "pgb p99" ratio verdict
         for c in "${LEVELS[@]}"; do
             awk -F'\t' -v c="$c" '
                 FILENAME ~ /service/ && $2 == c && $3 == "unique"    { u = $5; u50 = $6; u99 = $7; uerr = $9 }
@@ -281,6 +326,55 @@ section_ingest() {
         if [[ ,$BENCH_CONCURRENCY, != *,16,* ]]; then
             echo "  (C=16 not measured: no verdict)"
         fi
+    } >>"$SUMMARY"
+}
+
+section_provision() {
+    local prov_bin
+    prov_bin=$(build_exe bench bench --bench provision --no-run)
+    echo
+    echo "== provision: worker drain against the GoTrue stand-in (benches/provision.rs) =="
+    "$prov_bin" --bench | tee "$WORK/provision.txt"
+    {
+        echo "provision (drain; target at C=32: >= 0.8 of ideal)"
+        sed -n 's/^drain  /  /p' "$WORK/provision.txt"
+    } >>"$SUMMARY"
+}
+
+section_reconcile() {
+    local db_url n=$BENCH_RECONCILE_ROWS timing
+    if [[ ! -x /usr/bin/time ]]; then
+        if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+            say "installing GNU time for the peak-memory figure"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2 || true
+        fi
+    fi
+    [[ -x /usr/bin/time ]] || { say "no /usr/bin/time: skipping reconcile"; return 0; }
+    run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_reconcile" >/dev/null
+    run_psql "$DATABASE_URL" -c "create database rosterd_bench_reconcile" >/dev/null
+    db_url=${DATABASE_URL%/*}/rosterd_bench_reconcile
+    DATABASE_URL=$db_url "$ROSTERD_BIN" migrate >/dev/null
+    run_psql "$db_url" -c "
+        insert into auth_accounts (id, email, user_metadata, app_metadata, created_at)
+        select gen_random_uuid(), 'p' || i || '@bench.example', '{\"name\": null}',
+               jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i),
+               now() - make_interval(secs => $n - i)
+        from generate_series(1, $n) i;
+        insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
+                            last_event_id, auth_user_id)
+        select 'rec' || i, a.email, 'active', now(), 'e' || i, now(), 'e' || i, a.id
+        from generate_series(1, $n) i join auth_accounts a on a.email = 'p' || i || '@bench.example';
+        vacuum analyze;" >/dev/null
+    echo
+    echo "== reconcile: rosterd provision over $n people already in sync (local provider) =="
+    timing=$( { DATABASE_URL=$db_url /usr/bin/time -f '%e %M' "$ROSTERD_BIN" provision --json >"$WORK/reconcile.json"; } 2>&1 | tail -n 1)
+    cat "$WORK/reconcile.json"
+    read -r secs kib <<<"$timing"
+    printf 'reconcile %s rows: %.2f s wall, peak RSS %.1f MiB\n' "$n" "$secs" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" |
+        tee -a "$WORK/reconcile.txt"
+    {
+        echo "reconcile (target: < 10 s and < 200 MiB for 100,000 unchanged rows)"
+        sed 's/^/  /' "$WORK/reconcile.txt"
     } >>"$SUMMARY"
 }
 

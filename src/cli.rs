@@ -239,6 +239,10 @@ async fn run(command: Command) -> Result<(), Failure> {
                 crate::roster::import::import(&pool, &roles, &rows, cmd.prune, cmd.dry_run)
                     .await
                     .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+            if !cmd.dry_run {
+                // Wake the workers of running services; they poll anyway.
+                let _ = crate::provision::jobs::notify(&pool).await;
+            }
             print!("{}", report.render(&name, cmd.dry_run));
             if !report.rejected.is_empty() {
                 return Err(Failure::Runtime(anyhow::anyhow!(
@@ -282,6 +286,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tokio::spawn(worker.run(shutdown.clone()))
     });
     let app = build_app(AppState {
+        wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
         db: pool.clone(),
         config: Arc::new(config),
         provider,

@@ -28,6 +28,8 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub provider: Arc<dyn provision::provider::AuthProvider>,
+    /// Wakes the provisioning workers after jobs were queued.
+    pub wakeup: provision::jobs::Wakeup,
 }
 
 /// The whole HTTP surface. Tests and the binary build the same thing.

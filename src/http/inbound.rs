@@ -56,6 +56,9 @@ async fn inbound(
             ApplyError::Conflict => ApiError::EventIdConflict,
             ApplyError::Db(e) => ApiError::from_db(e),
         })?;
+    if outcome != crate::roster::Outcome::Duplicate {
+        state.wakeup.poke();
+    }
     let event = &parsed.event;
     tracing::info!(
         event_id = %event.key.event_id,

@@ -12,29 +12,71 @@ pub const CHANNEL: &str = "rosterd_jobs";
 /// Queues one job per person. A pending job is reused; a running one is
 /// marked dirty so it runs again when it finishes. `emails` must be sorted
 /// so concurrent transactions lock job rows in one order (no deadlocks).
+///
+/// No NOTIFY here: a transaction that notifies holds a cluster-wide lock
+/// until its commit is flushed, which would serialise every ingest. The
+/// caller pokes a [`Wakeup`] after committing instead.
 pub async fn enqueue(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sqlx::Error> {
     debug_assert!(emails.is_sorted());
     // sqlx binds `text[]` from a slice of `String`.
     let emails: Vec<String> = emails.iter().map(|e| (*e).to_owned()).collect();
     sqlx::query!(
-        r#"with queued as (
-               insert into provisioning_jobs (email)
-               select unnest($1::text[])
-               on conflict (email) where state in ('pending', 'running')
-               do update set
-                   dirty = provisioning_jobs.state = 'running',
-                   run_at = case when provisioning_jobs.state = 'pending'
-                                 then least(provisioning_jobs.run_at, now())
-                                 else provisioning_jobs.run_at end,
-                   updated_at = now()
-               returning 1)
-           select pg_notify($2, '') from (select count(*) from queued) q"#,
-        &emails,
-        CHANNEL
+        r#"insert into provisioning_jobs (email)
+           select unnest($1::text[])
+           on conflict (email) where state in ('pending', 'running')
+           do update set
+               dirty = provisioning_jobs.state = 'running',
+               run_at = case when provisioning_jobs.state = 'pending'
+                             then least(provisioning_jobs.run_at, now())
+                             else provisioning_jobs.run_at end,
+               updated_at = now()"#,
+        &emails
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Tells every worker (in any process) that jobs were queued, outside the
+/// queueing transaction.
+pub async fn notify(db: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query!("select pg_notify($1, '')", CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Coalesces "jobs were queued" pokes into at most one NOTIFY per
+/// [`Wakeup::WINDOW`], sent by one background task.
+#[derive(Clone)]
+pub struct Wakeup {
+    poke: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Wakeup {
+    const WINDOW: Duration = Duration::from_millis(10);
+
+    /// Starts the notifying task; it lives as long as the runtime.
+    pub fn spawn(db: PgPool) -> Self {
+        let poke = std::sync::Arc::new(tokio::sync::Notify::new());
+        let waiting = poke.clone();
+        tokio::spawn(async move {
+            loop {
+                waiting.notified().await;
+                if let Err(e) = notify(&db).await {
+                    // Workers still poll; a lost wakeup only delays a job.
+                    tracing::debug!(error = %e, "NOTIFY failed");
+                }
+                tokio::time::sleep(Self::WINDOW).await;
+            }
+        });
+        Self { poke }
+    }
+
+    /// Non-blocking; many pokes before the next NOTIFY make one.
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -79,6 +79,7 @@ impl TestApp {
         tweak(&mut config);
         let app = build_app(AppState {
             provider,
+            wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),
             db: db.clone(),
             config: Arc::new(config),
         });

@@ -424,7 +424,7 @@ async fn two_workers_run_each_of_500_jobs_exactly_once(db: PgPool) {
 
 #[sqlx::test]
 async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
-    let mut h = Harness::local(db);
+    let h = Harness::local(db);
     // Polling far slower than the test may take: only NOTIFY can wake it.
     let worker = Worker::new(
         h.db.clone(),
@@ -448,7 +448,16 @@ async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
     .execute(&h.db)
     .await
     .unwrap();
-    h.send("user.created", "recA", "ada@x.io", "active").await;
+    // Through the service: the inbound handler pokes the wakeup after commit.
+    let app = TestApp::spawn(h.db.clone()).await;
+    let ev = upsert_event(
+        "user.created",
+        "evt_1",
+        "2026-11-22T10:00:00Z",
+        "recA",
+        "ada@x.io",
+    );
+    assert_eq!(app.post_signed(&ev).await.status(), 200);
     let n = tokio::time::timeout(Duration::from_secs(20), listener.recv()).await;
     assert_eq!(
         n.expect("provisioned without polling").unwrap().payload(),
