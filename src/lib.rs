@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod event;
 pub mod http;

@@ -1,9 +1,12 @@
 //! One integration binary. Tests talk to a real Postgres, except the
-//! Supabase provider's, which run against an in-process GoTrue stand-in.
+//! Supabase provider's and the Airtable directory client's, which run
+//! against in-process stand-ins (GoTrue, Airtable).
 
+mod airtable;
 mod cli;
 mod concurrency;
 mod convergence;
+mod directory_client;
 mod gotrue;
 mod helpers;
 mod inbound;

@@ -1,0 +1,43 @@
+//! The people directory that login read-through falls back to when the
+//! roster does not know an email or id (CONTRACT §6). Airtable is the only
+//! directory so far; the types here say nothing about it, so callers do not
+//! either.
+
+pub mod airtable;
+
+pub use airtable::{AirtableConfig, AirtableDirectory, FieldNames};
+
+/// One person as the directory holds them, before any validation: the
+/// caller decides what a missing email or an unknown status means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryRecord {
+    /// The directory's own record id (Airtable: `rec` + 14 characters).
+    pub id: String,
+    /// Trimmed; `None` when the field is empty or not text.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// As the directory gives it ("active", "disabled" or anything else).
+    /// A value that is not text comes as its JSON text, so that an odd
+    /// field type reads as an unknown status rather than as no status.
+    pub status: Option<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// Worth trying again later: 5xx, timeouts, connection errors, a rate
+    /// limit whose pause would pass the caller's deadline.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// Trying again will not help until someone changes the configuration
+    /// or the directory: 401/403, unknown base or table, a formula or field
+    /// Airtable refuses, answers that make no sense.
+    #[error("directory rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl DirectoryError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
