@@ -363,8 +363,8 @@ section_reconcile() {
         insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
                             last_event_id, auth_user_id)
         select 'rec' || i, a.email, 'active', now(), 'e' || i, now(), 'e' || i, a.id
-        from generate_series(1, $n) i join auth_accounts a on a.email = 'p' || i || '@bench.example';
-        vacuum analyze;" >/dev/null
+        from generate_series(1, $n) i join auth_accounts a on a.email = 'p' || i || '@bench.example';" >/dev/null
+    run_psql "$db_url" -c "vacuum analyze" >/dev/null
     echo
     echo "== reconcile: rosterd provision over $n people already in sync (local provider) =="
     timing=$( { DATABASE_URL=$db_url /usr/bin/time -f '%e %M' "$ROSTERD_BIN" provision --json >"$WORK/reconcile.json"; } 2>&1 | tail -n 1)

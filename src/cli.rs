@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate`, `sign`.
 
-use crate::config::{DatabaseArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs};
+use crate::config::{DatabaseArgs, DirectoryArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs};
+use crate::directory::readthrough::ReadThrough;
 use crate::provision::reconcile::reconcile;
 use crate::provision::worker::Worker;
 use crate::signature::Key;
@@ -45,8 +46,26 @@ pub enum Command {
     Provision(ProvisionCmd),
     /// Apply a roster file (YAML or CSV) through the same path as events.
     Push(PushCmd),
+    /// Apply every record of the Airtable table (first load, drift repair).
+    Sync(SyncCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SyncCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    /// Delete live records that are not in the table.
+    #[arg(long)]
+    pub prune: bool,
+    /// Count what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -252,6 +271,44 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Sync(cmd) => {
+            let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+            let dir = cmd
+                .directory
+                .resolve()?
+                .ok_or_else(|| Failure::Config("AIRTABLE_BASE_ID: is required for sync".into()))?;
+            let records = ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout)
+                .all_records()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("reading the Airtable table: {e}; nothing was changed")
+                })?;
+            let rows: Vec<_> = records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| crate::roster::import::Row {
+                    line: i + 1,
+                    fields: crate::directory::readthrough::to_fields(r),
+                })
+                .collect();
+            let pool = connect(&db_cfg).await?;
+            migrate(&pool).await?;
+            let report =
+                crate::roster::import::import(&pool, &roles, &rows, cmd.prune, cmd.dry_run)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
+            if !cmd.dry_run {
+                let _ = crate::provision::jobs::notify(&pool).await;
+            }
+            print!("{}", report.render("Airtable", cmd.dry_run));
+            if !report.rejected.is_empty() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} records were rejected",
+                    report.rejected.len()
+                )));
+            }
+            Ok(())
+        }
         Command::Sign(args) => sign(args).map_err(Failure::from),
     }
 }
@@ -285,7 +342,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         let worker = Worker::new(pool.clone(), provider.clone(), cfg);
         tokio::spawn(worker.run(shutdown.clone()))
     });
+    let readthrough = config
+        .directory
+        .clone()
+        .filter(|d| d.readthrough_enabled)
+        .map(|d| Arc::new(ReadThrough::new(d.airtable, d.negative_ttl, d.timeout)));
     let app = build_app(AppState {
+        readthrough,
         wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
         db: pool.clone(),
         config: Arc::new(config),

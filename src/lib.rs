@@ -31,6 +31,9 @@ pub struct AppState {
     pub provider: Arc<dyn provision::provider::AuthProvider>,
     /// Wakes the provisioning workers after jobs were queued.
     pub wakeup: provision::jobs::Wakeup,
+    /// The directory behind the login lookup; `None` when not configured or
+    /// switched off.
+    pub readthrough: Option<Arc<directory::readthrough::ReadThrough>>,
 }
 
 /// The whole HTTP surface. Tests and the binary build the same thing.

@@ -8,7 +8,7 @@ use crate::AppState;
 use serde::Serialize;
 
 /// What the login service asks about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     Email(Email),
     Id(RecordId),
@@ -52,6 +52,8 @@ pub enum Answer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
     #[error("provisioning is pending: {0}")]
     ProvisioningPending(String),
     #[error(transparent)]
@@ -66,10 +68,28 @@ async fn fetch(state: &AppState, key: &Key) -> Result<Option<LoginRow>, sqlx::Er
     }
 }
 
-/// A roster hit never waits on the directory.
+/// A roster hit never waits on the directory; a miss asks it (unless
+/// read-through is off) and applies what it knows through the apply path.
 pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> {
+    if let Some(row) = fetch(state, key).await? {
+        return answer(state, key, row, Source::Roster).await;
+    }
+    let Some(readthrough) = &state.readthrough else {
+        return Ok(Answer::NotFound);
+    };
+    let found = readthrough
+        .load(&state.db, &state.config.roles, key)
+        .await
+        .map_err(|e| match e {
+            crate::directory::readthrough::ReadThroughError::Apply(e) => LookupError::Db(e),
+            other => LookupError::DirectoryUnavailable(other.to_string()),
+        })?;
+    if !found {
+        return Ok(Answer::NotFound);
+    }
+    state.wakeup.poke();
     match fetch(state, key).await? {
-        Some(row) => answer(state, key, row, Source::Roster).await,
+        Some(row) => answer(state, key, row, Source::Directory).await,
         None => Ok(Answer::NotFound),
     }
 }

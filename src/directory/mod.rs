@@ -4,6 +4,7 @@
 //! either.
 
 pub mod airtable;
+pub mod readthrough;
 
 pub use airtable::{AirtableConfig, AirtableDirectory, FieldNames};
 

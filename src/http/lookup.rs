@@ -50,6 +50,10 @@ async fn handle(
             tracing::warn!(%detail, "inline provisioning failed; the job stays queued");
             ApiError::ProvisioningPending
         }
+        LookupError::DirectoryUnavailable(detail) => {
+            tracing::warn!(%detail, "directory read-through failed");
+            ApiError::DirectoryUnavailable
+        }
         LookupError::Db(e) => ApiError::from_db(e),
     })?;
     Ok(match answer {

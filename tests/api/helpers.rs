@@ -36,6 +36,7 @@ pub fn config() -> Config {
         login_tokens: rosterd::http::bearer::BearerTokens::parse(Some(
             &LOGIN_TOKEN.to_string().into(),
         )),
+        directory: None,
         worker: None,
     }
 }
@@ -75,9 +76,19 @@ impl TestApp {
         provider: Arc<dyn rosterd::provision::provider::AuthProvider>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::spawn_full(db, provider, None, tweak).await
+    }
+
+    pub async fn spawn_full(
+        db: PgPool,
+        provider: Arc<dyn rosterd::provision::provider::AuthProvider>,
+        readthrough: Option<Arc<rosterd::directory::readthrough::ReadThrough>>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = config();
         tweak(&mut config);
         let app = build_app(AppState {
+            readthrough,
             provider,
             wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),
             db: db.clone(),

@@ -14,6 +14,7 @@ mod lookup;
 mod ops;
 mod provisioning;
 mod push;
+mod readthrough;
 mod reconcile;
 mod signatures;
 mod supabase_provider;

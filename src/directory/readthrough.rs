@@ -1,0 +1,184 @@
+//! The directory side of the login lookup: one upstream call per key at a
+//! time, misses remembered for a while, and the fetched record applied
+//! through the one apply path as a `readthrough` event.
+
+use super::{AirtableDirectory, DirectoryError, DirectoryRecord};
+use crate::event::{Email, ParsedBody, RecordId};
+use crate::lookup::Key;
+use crate::provision::roles::RoleMap;
+use crate::roster::{ingest, ApplyError, Outcome, Source};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+type Fetch = Arc<OnceCell<Result<Option<DirectoryRecord>, DirectoryError>>>;
+
+pub struct ReadThrough {
+    directory: Arc<AirtableDirectory>,
+    negative_ttl: Duration,
+    /// How long a lookup may wait on the directory.
+    timeout: Duration,
+    misses: Mutex<HashMap<Key, Instant>>,
+    in_flight: Mutex<HashMap<Key, Fetch>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadThroughError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("applying the directory's record: {0}")]
+    Apply(#[from] sqlx::Error),
+}
+
+impl ReadThrough {
+    pub fn new(
+        directory: Arc<AirtableDirectory>,
+        negative_ttl: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            directory,
+            negative_ttl,
+            timeout,
+            misses: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remembered_miss(&self, key: &Key) -> bool {
+        let mut misses = self.misses.lock().expect("never poisoned");
+        match misses.get(key) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                misses.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The directory's record for `key`; concurrent callers for one key
+    /// share a single upstream call.
+    async fn fetch(&self, key: &Key) -> Result<Option<DirectoryRecord>, DirectoryError> {
+        if self.remembered_miss(key) {
+            return Ok(None);
+        }
+        let cell = self
+            .in_flight
+            .lock()
+            .expect("never poisoned")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let deadline = Instant::now() + self.timeout;
+        let result = cell
+            .get_or_init(|| async {
+                let r = match key {
+                    Key::Email(e) => self.directory.find_by_email(e.as_str(), deadline).await,
+                    Key::Id(id) => self.directory.get(id.as_str(), deadline).await,
+                };
+                if let Ok(None) = r {
+                    self.misses
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(key.clone(), Instant::now() + self.negative_ttl);
+                }
+                r
+            })
+            .await
+            .clone();
+        // The first caller to finish clears the entry; later callers start
+        // afresh (and find a remembered miss, or the roster row).
+        let mut in_flight = self.in_flight.lock().expect("never poisoned");
+        if in_flight.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_flight.remove(key);
+        }
+        result
+    }
+
+    /// Fetches `key` from the directory and applies it to the roster.
+    /// `Ok(false)`: the directory does not know it (or holds something the
+    /// roster cannot take, which is logged).
+    pub async fn load(
+        &self,
+        db: &PgPool,
+        roles: &RoleMap,
+        key: &Key,
+    ) -> Result<bool, ReadThroughError> {
+        let Some(record) = self.fetch(key).await? else {
+            return Ok(false);
+        };
+        if let Key::Email(wanted) = key {
+            // The client matched exactly; a record that does not would be
+            // someone else's, whatever the directory answered.
+            let got = record.email.as_deref().and_then(|e| Email::parse(e).ok());
+            if got.as_ref() != Some(wanted) {
+                return Ok(false);
+            }
+        }
+        let Some(body) = to_event(&record) else {
+            tracing::warn!(record = %record.id, "directory record fails the event rules; ignored");
+            return Ok(false);
+        };
+        match ingest(db, &body, Source::Readthrough, roles).await {
+            Ok(Outcome::Applied | Outcome::Stale | Outcome::Duplicate) => Ok(true),
+            Err(ApplyError::Db(e)) => Err(e.into()),
+            // A fresh event id per fetch: a conflict is a concurrent fetch
+            // of the same record with other contents, which applied.
+            Err(ApplyError::Conflict) => Ok(true),
+        }
+    }
+
+    /// Every record, page by page (for `rosterd sync`).
+    pub async fn all_records(&self) -> Result<Vec<DirectoryRecord>, DirectoryError> {
+        let mut records = Vec::new();
+        let mut offset: Option<String> = None;
+        loop {
+            let deadline = Instant::now() + self.timeout;
+            let (page, next) = self
+                .directory
+                .list_page(offset.as_deref(), deadline)
+                .await?;
+            records.extend(page);
+            match next {
+                Some(n) => offset = Some(n),
+                None => return Ok(records),
+            }
+        }
+    }
+}
+
+/// The record as the fields of a roster row / event user.
+pub fn to_fields(record: &DirectoryRecord) -> serde_json::Map<String, Value> {
+    let mut user = serde_json::Map::new();
+    user.insert("id".into(), json!(record.id));
+    if let Some(e) = &record.email {
+        user.insert("email".into(), json!(e));
+    }
+    if let Some(n) = &record.name {
+        user.insert("name".into(), json!(n));
+    }
+    if let Some(s) = &record.status {
+        user.insert("status".into(), json!(s.to_ascii_lowercase()));
+    }
+    user.insert("groups".into(), json!(record.groups));
+    user
+}
+
+/// A `user.updated` event dated now: the directory's answer is the newest
+/// thing known about the record at this moment.
+fn to_event(record: &DirectoryRecord) -> Option<ParsedBody> {
+    RecordId::parse(&record.id).ok()?;
+    let now = chrono::Utc::now();
+    let event = json!({
+        "eventId": format!("readthrough:{}:{}", now.timestamp_micros(), record.id),
+        "eventType": "user.updated",
+        "occurredAt": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "user": Value::Object(to_fields(record)),
+    });
+    ParsedBody::from_value(event).ok()
+}
