@@ -34,7 +34,8 @@ async fn fresh_db(url: &str, name: &str, connections: u32) -> PgPool {
         .await
         .unwrap();
     admin.close().await;
-    let opts: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap().database(name);
+    // The same connection settings as the service's worker pool.
+    let opts = rosterd::db::worker_options(url.parse::<PgConnectOptions>().unwrap().database(name));
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .connect_with(opts)

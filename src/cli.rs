@@ -207,7 +207,10 @@ async fn run(command: Command) -> Result<(), Failure> {
             );
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
-            let worker = Worker::new(pool.clone(), provider_cfg.build(pool), worker_cfg);
+            let worker_pool = db::connect_worker(&db_cfg, worker_cfg.concurrency)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))?;
+            let worker = Worker::new(worker_pool, provider_cfg.build(pool), worker_cfg);
             if cmd.once {
                 let r = worker
                     .drain()
@@ -338,10 +341,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let provider = config.provider.build(pool.clone());
-    let worker = config.worker.clone().map(|cfg| {
-        let worker = Worker::new(pool.clone(), provider.clone(), cfg);
-        tokio::spawn(worker.run(shutdown.clone()))
-    });
+    let worker = match config.worker.clone() {
+        Some(cfg) => {
+            let worker_pool = db::connect_worker(&config.db, cfg.concurrency)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))?;
+            let worker = Worker::new(worker_pool, provider.clone(), cfg);
+            Some(tokio::spawn(worker.run(shutdown.clone())))
+        }
+        None => None,
+    };
     let readthrough = config
         .directory
         .clone()

@@ -3,7 +3,7 @@
 use crate::config::DatabaseConfig;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -17,6 +17,24 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .test_before_acquire(false)
         .connect(cfg.url.expose_secret())
         .await
+}
+
+/// A pool for the provisioning worker. Its commits (claims, links,
+/// results) do not wait for the disk: losing the last few of them in a
+/// crash only means a job runs again, and provisioning is idempotent. The
+/// flush per job was otherwise the worker's bottleneck.
+pub async fn connect_worker(cfg: &DatabaseConfig, concurrency: usize) -> Result<PgPool, sqlx::Error> {
+    let opts: PgConnectOptions = cfg.url.expose_secret().parse()?;
+    PgPoolOptions::new()
+        .max_connections(concurrency as u32 + 2)
+        .acquire_timeout(cfg.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_with(worker_options(opts))
+        .await
+}
+
+pub fn worker_options(opts: PgConnectOptions) -> PgConnectOptions {
+    opts.options([("synchronous_commit", "off")])
 }
 
 /// True for errors that mean "the database is not answering right now"
