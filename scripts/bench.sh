@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest provision reconcile"):
+# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision reconcile"):
 #   provision  benches/provision.rs: 10,000 queued people drained through the
 #            Supabase provider against the GoTrue stand-in answering after
 #            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
@@ -19,7 +19,15 @@
 #            own transaction (benches/ingest.pgbench.sql) with C clients
 #            against the same database.  Target (issue): at C=16 the
 #            service sustains >= 0.8x the pgbench rate with p99 < 20 ms.
-# To add a section (provisioning worker, lookup, ...): write section_NAME,
+#   lookup   GET /api/users/lookup for known people.  Seeds
+#            BENCH_LOOKUP_PEOPLE roster rows (p{i}@bench.example, active, each
+#            linked to an auth account, no provisioning jobs: never inline
+#            provisioning).  For C = 1, 16, 64 (BENCH_LOOKUP_CONCURRENCY):
+#            benches/lookup.rs sends BENCH_LOOKUP_REQUESTS random lookups over
+#            C connections, then pgbench runs the same indexed select
+#            (benches/lookup.pgbench.sql) with C clients.  Target (issue): at
+#            C=16 the service sustains >= 0.5x the pgbench rate with p99 < 5 ms.
+# To add a section (provisioning worker, ...): write section_NAME,
 # which builds what it needs (build_exe, e.g. `build_exe bench bench --bench
 # NAME --no-run`), may use the running service ($SERVICE_URL, $BENCH_SECRET;
 # it runs with WORKER_ENABLED=false) and the cluster ($DATABASE_URL, a
@@ -31,7 +39,10 @@
 #   BENCH_EVENTS=4000        unique events per concurrency level
 #   BENCH_CONCURRENCY=1,4,16 concurrency levels (connections / pgbench clients)
 #   BENCH_PGBENCH_SECS=10    pgbench duration per level
-#   BENCH_SECTIONS="ingest provision reconcile"   sections to run
+#   BENCH_SECTIONS="ingest lookup provision reconcile"   sections to run
+#   BENCH_LOOKUP_PEOPLE=100000    roster rows for the lookup section
+#   BENCH_LOOKUP_REQUESTS=20000   lookups per concurrency level
+#   BENCH_LOOKUP_CONCURRENCY=1,16,64   lookup levels (connections / pgbench clients)
 #   BENCH_RECONCILE_ROWS=100000   roster rows for the reconcile section
 #   BENCH_KEEP_LOGS=1        keep the work dir (service log, pgbench logs)
 #
@@ -47,8 +58,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest provision reconcile}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision reconcile}
 BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
+BENCH_LOOKUP_PEOPLE=${BENCH_LOOKUP_PEOPLE:-100000}
+BENCH_LOOKUP_REQUESTS=${BENCH_LOOKUP_REQUESTS:-20000}
+BENCH_LOOKUP_CONCURRENCY=${BENCH_LOOKUP_CONCURRENCY:-1,16,64}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -61,6 +75,11 @@ die() {
 [[ $BENCH_CONCURRENCY =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
     die "BENCH_CONCURRENCY must be comma-separated positive numbers, e.g. 1,4,16"
 IFS=, read -r -a LEVELS <<<"$BENCH_CONCURRENCY"
+[[ $BENCH_LOOKUP_PEOPLE =~ ^[1-9][0-9]*$ ]] || die "BENCH_LOOKUP_PEOPLE must be a positive number"
+[[ $BENCH_LOOKUP_REQUESTS =~ ^[1-9][0-9]*$ ]] || die "BENCH_LOOKUP_REQUESTS must be a positive number"
+[[ $BENCH_LOOKUP_CONCURRENCY =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+    die "BENCH_LOOKUP_CONCURRENCY must be comma-separated positive numbers, e.g. 1,16,64"
+IFS=, read -r -a LOOKUP_LEVELS <<<"$BENCH_LOOKUP_CONCURRENCY"
 
 # A PostgreSQL client tool: from PG_BIN_DIR (as scripts/pg.sh), PATH, else
 # the newest versioned install.
@@ -199,6 +218,8 @@ http_ok() {
 # A fresh signing secret per run (48 hex digits); passed in the environment,
 # never on a command line.
 BENCH_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+# Likewise the login lookup's bearer token.
+BENCH_LOOKUP_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 SERVICE_PORT=$(free_port)
 SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
 SERVICE_LOG=$WORK/service.log
@@ -213,6 +234,7 @@ env RUST_LOG=warn WORKER_ENABLED=false \
     DATABASE_URL="$DATABASE_URL" \
     BIND_ADDR="127.0.0.1:$SERVICE_PORT" \
     AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
+    LOGIN_API_TOKENS="$BENCH_LOOKUP_TOKEN" \
     "$ROSTERD_BIN" serve 2>"$SERVICE_LOG" &
 SERVICE_PID=$!
 
@@ -324,6 +346,94 @@ section_ingest() {
                 }' "$WORK/ingest-service.tsv" "$WORK/ingest-pgbench.tsv"
         done
         if [[ ,$BENCH_CONCURRENCY, != *,16,* ]]; then
+            echo "  (C=16 not measured: no verdict)"
+        fi
+    } >>"$SUMMARY"
+}
+
+# pgbench on the lookup's select at one concurrency level; appends
+# "pgbench C tps p50 p99 max failed" to $WORK/lookup-pgbench.tsv.
+lookup_pgbench_level() { # C
+    local c=$1
+    local j=$((c < 2 ? c : 2)) out=$WORK/lookup-pgbench-c$c.out logdir=$WORK/lookup-pgbench-c$c
+    local tps avg failed p50 p99 max
+    mkdir -p "$logdir"
+    "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
+        -D people="$BENCH_LOOKUP_PEOPLE" \
+        -l --log-prefix="$logdir/log" \
+        -f benches/lookup.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
+        cat "$out" >&2
+        die "pgbench (lookup) failed at C=$c (output above)"
+    }
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+    avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+    [[ -n $tps && -n $avg ]] || {
+        cat "$out" >&2
+        die "cannot read tps/latency from pgbench's output (above)"
+    }
+    # Per-transaction log lines: client, tx no, latency (us), script, epoch, us.
+    read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
+    printf 'pgbench C=%-3s %-7s %8.0f tx/s   p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  (avg %.2f ms, %s failed, %s s)\n' \
+        "$c" select "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}" "$BENCH_PGBENCH_SECS"
+    printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/lookup-pgbench.tsv"
+}
+
+section_lookup() {
+    local n=$BENCH_LOOKUP_PEOPLE c lookup_bin
+    lookup_bin=$(build_exe bench bench --bench lookup --no-run)
+
+    # One statement: the auth accounts first, then the roster rows linked to
+    # them; no provisioning_jobs rows, so no lookup provisions inline.
+    say "lookup: seeding $n people"
+    run_psql "$DATABASE_URL" -c "
+        with a as (
+            insert into auth_accounts (id, email, user_metadata, app_metadata, created_at)
+            select gen_random_uuid(), 'p' || i || '@bench.example', '{\"name\": null}',
+                   jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i), now()
+            from generate_series(1, $n) i
+            returning id, email, app_metadata->>'roster_id' as roster_id)
+        insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
+                            last_event_id, auth_user_id, auth_linked_at)
+        select a.roster_id, a.email, 'active', now(), 'e' || a.roster_id, now(),
+               'e' || a.roster_id, a.id, now()
+        from a" >/dev/null
+    run_psql "$DATABASE_URL" -c "vacuum analyze" >/dev/null
+
+    # Each level measures the service and then pgbench back to back, so the
+    # ratio compares figures taken under the same background load.
+    echo
+    echo "== lookup: service (benches/lookup.rs, $BENCH_LOOKUP_REQUESTS requests) and pgbench (benches/lookup.pgbench.sql, ${BENCH_PGBENCH_SECS} s) per level, $n people =="
+    : >"$WORK/lookup-service.tsv"
+    : >"$WORK/lookup-pgbench.tsv"
+    for c in "${LOOKUP_LEVELS[@]}"; do
+        BENCH_LOOKUP_TOKEN=$BENCH_LOOKUP_TOKEN "$lookup_bin" --bench \
+            --url "$SERVICE_URL" --people "$n" --requests "$BENCH_LOOKUP_REQUESTS" \
+            --concurrency "$c" --summary "$WORK/lookup-service.tsv" |
+            sed '/^lookup: /d' # its preamble; the header above says the same
+        service_alive
+        lookup_pgbench_level "$c"
+    done
+
+    {
+        echo "lookup (GET /api/users/lookup, known people, $n rows; target at C=16: >= 0.5x pgbench, p99 < 5 ms)"
+        printf '  %-4s %10s %8s %8s   %11s %8s   %6s  %s\n' \
+            C "svc req/s" p50 p99 "pgbench tps" "pgb p99" ratio verdict
+        for c in "${LOOKUP_LEVELS[@]}"; do
+            awk -F'\t' -v c="$c" '
+                FILENAME ~ /service/ && $2 == c { s = $4; s50 = $5; s99 = $6; serr = $8 }
+                FILENAME ~ /pgbench/ && $2 == c { t = $3; t99 = $5 }
+                END {
+                    ratio = (t > 0 && s != "") ? s / t : 0
+                    if (serr > 0)             verdict = "invalid: " serr " errors"
+                    else if (c != 16)         verdict = "-"
+                    else if (ratio >= 0.5 && s99 < 5) verdict = "target met"
+                    else                      verdict = "target missed"
+                    printf "  %-4s %10.0f %8.2f %8.2f   %11.0f %8.2f   %5.2fx  %s\n",
+                        c, s, s50, s99, t, t99, ratio, verdict
+                }' "$WORK/lookup-service.tsv" "$WORK/lookup-pgbench.tsv"
+        done
+        if [[ ,$BENCH_LOOKUP_CONCURRENCY, != *,16,* ]]; then
             echo "  (C=16 not measured: no verdict)"
         fi
     } >>"$SUMMARY"

@@ -18,29 +18,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/throwaway-pg.sh
 throwaway_pg_start
 
-apply_migrations_with_psql() {
-    local f
-    local -a files=()
-    shopt -s nullglob
-    for f in migrations/*.sql; do
-        [[ $f == *.down.sql ]] || files+=("$f")
-    done
-    shopt -u nullglob
-    ((${#files[@]})) || return 0
-    # sqlx orders by the numeric version before the first "_".
-    while IFS= read -r f; do
-        echo "sqlx-prepare: applying $f" >&2
-        local -a single=(--single-transaction)
-        grep -q -- '^-- no-transaction' "$f" && single=()
-        scripts/pg.sh psql "$THROWAWAY_PG_DIR" -X -q -v ON_ERROR_STOP=1 "${single[@]}" -f "$f" >&2
-    done < <(printf '%s\n' "${files[@]}" | sort -t/ -k2,2n)
-}
-
 if SQLX_OFFLINE=true cargo build --bin rosterd; then
     SQLX_OFFLINE=true cargo run --bin rosterd -- migrate
 else
     echo "sqlx-prepare: offline build failed (stale .sqlx?); applying migrations/*.sql with psql" >&2
-    apply_migrations_with_psql
+    throwaway_pg_apply_migrations scripts/pg.sh psql "$THROWAWAY_PG_DIR"
 fi
 
 # The macros only run when the crate is recompiled; cargo does not notice

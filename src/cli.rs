@@ -209,7 +209,9 @@ async fn run(command: Command) -> Result<(), Failure> {
             migrate(&pool).await?;
             let worker_pool = db::connect_worker(&db_cfg, worker_cfg.concurrency)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}")
+                })?;
             let worker = Worker::new(worker_pool, provider_cfg.build(pool), worker_cfg);
             if cmd.once {
                 let r = worker
@@ -345,7 +347,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Some(cfg) => {
             let worker_pool = db::connect_worker(&config.db, cfg.concurrency)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}")
+                })?;
             let worker = Worker::new(worker_pool, provider.clone(), cfg);
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }

@@ -23,7 +23,10 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 /// results) do not wait for the disk: losing the last few of them in a
 /// crash only means a job runs again, and provisioning is idempotent. The
 /// flush per job was otherwise the worker's bottleneck.
-pub async fn connect_worker(cfg: &DatabaseConfig, concurrency: usize) -> Result<PgPool, sqlx::Error> {
+pub async fn connect_worker(
+    cfg: &DatabaseConfig,
+    concurrency: usize,
+) -> Result<PgPool, sqlx::Error> {
     let opts: PgConnectOptions = cfg.url.expose_secret().parse()?;
     PgPoolOptions::new()
         .max_connections(concurrency as u32 + 2)

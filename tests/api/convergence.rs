@@ -96,14 +96,7 @@ async fn deliver(db: &PgPool, roles: &RoleMap, events: &[&Value]) {
 }
 
 async fn snapshot(db: &PgPool) -> Snapshot {
-    let roster = sqlx::query_scalar::<_, String>(
-        "select row(r.*)::text from (select id, email, name, status, groups, roles, profile_at,
-                profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id
-           from roster order by id) r",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap();
+    let roster = crate::helpers::db_state(db).await.roster;
     let mut conn = db.acquire().await.unwrap();
     let mut holders = Vec::new();
     for i in 0..EMAILS {

@@ -557,26 +557,36 @@ async fn reset(db: &PgPool) {
     .unwrap();
 }
 
-#[test]
-fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
+/// Delivering `history` in order and then draining, or shuffled with
+/// duplicates and drains at random points, gives the same logins.
+fn logins_converge(supabase: bool, default_cases: u32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(fresh_database());
-    let h = Harness::local(db.clone());
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(48);
+        .unwrap_or(default_cases);
     let mut runner = TestRunner::new(PropConfig {
         cases,
         failure_persistence: None,
         ..PropConfig::default()
     });
+    // A fresh provider per delivery: its users are the state compared.
+    let fresh = || async {
+        let h = if supabase {
+            Harness::gotrue(db.clone()).await
+        } else {
+            Harness::local(db.clone())
+        };
+        reset(&h.db).await;
+        h
+    };
     runner
         .run(&history(), |(events, delivery, drain_after)| {
             rt.block_on(async {
                 let mut in_order: Vec<&Value> = events.iter().collect();
                 in_order.sort_by_key(|e| (e["occurredAt"].to_string(), e["eventId"].to_string()));
-                reset(&h.db).await;
+                let h = fresh().await;
                 for e in &in_order {
                     h.apply(e).await;
                 }
@@ -584,7 +594,7 @@ fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
                 prop_assert_eq!(r.dead + r.retried, 0);
                 let expected = h.login_state().await;
 
-                reset(&h.db).await;
+                let h = fresh().await;
                 for (i, &k) in delivery.iter().enumerate() {
                     h.apply(&events[k]).await;
                     if drain_after[i] {
@@ -598,6 +608,16 @@ fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
             })
         })
         .unwrap();
+}
+
+#[test]
+fn any_order_with_the_worker_at_any_point_gives_the_same_logins() {
+    logins_converge(false, 48);
+}
+
+#[test]
+fn supabase_converges_like_in_order_delivery() {
+    logins_converge(true, 16);
 }
 
 // --- Supabase failure handling, against the stand-in ------------------------
@@ -714,48 +734,4 @@ async fn a_bad_request_is_dead_after_one_attempt(db: PgPool) {
         "{error}"
     );
     assert!(h.gotrue.as_ref().unwrap().users().is_empty());
-}
-
-#[test]
-fn supabase_converges_like_in_order_delivery() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(fresh_database());
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(16);
-    let mut runner = TestRunner::new(PropConfig {
-        cases,
-        failure_persistence: None,
-        ..PropConfig::default()
-    });
-    runner
-        .run(&history(), |(events, delivery, drain_after)| {
-            rt.block_on(async {
-                // A fresh stand-in per run: its users are the state compared.
-                let h = Harness::gotrue(db.clone()).await;
-                let mut in_order: Vec<&Value> = events.iter().collect();
-                in_order.sort_by_key(|e| (e["occurredAt"].to_string(), e["eventId"].to_string()));
-                reset(&h.db).await;
-                for e in &in_order {
-                    h.apply(e).await;
-                }
-                h.drain().await;
-                let expected = h.login_state().await;
-
-                let h = Harness::gotrue(db.clone()).await;
-                reset(&h.db).await;
-                for (i, &k) in delivery.iter().enumerate() {
-                    h.apply(&events[k]).await;
-                    if drain_after[i] {
-                        h.drain().await;
-                    }
-                }
-                let r = h.drain().await;
-                prop_assert_eq!(r.dead + r.retried, 0);
-                prop_assert_eq!(h.login_state().await, expected);
-                Ok::<(), TestCaseError>(())
-            })
-        })
-        .unwrap();
 }

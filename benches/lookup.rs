@@ -1,0 +1,394 @@
+//! Load generator for `GET /api/users/lookup` (run by `make bench`).
+//!
+//! For each concurrency level C it sends R lookups of known people (emails
+//! `p{i}@bench.example`, i drawn uniformly from 1..=N, all seeded beforehand
+//! by scripts/bench.sh) over exactly C HTTP/1.1 connections (one
+//! `reqwest::Client` per task, each task sending one request at a time),
+//! after 10 unmeasured requests per connection. Every response is checked:
+//! one that is not 200 with `"source":"roster"` is counted and reported, so
+//! the figures never silently measure errors.
+//!
+//! This is a benchmark, not a test: it prints figures and asserts nothing.
+//! It exits non-zero only when it cannot run at all (bad arguments, service
+//! not reachable). Without `--bench` (as `cargo test` runs bench targets)
+//! it exits at once.
+//!
+//! ```text
+//! BENCH_LOOKUP_TOKEN=dev-login-token cargo bench --bench lookup -- \
+//!     --url http://127.0.0.1:8080 --people 100000 --requests 20000 --concurrency 1,16,64
+//! ```
+
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LOOKUP_PATH: &str = "/api/users/lookup";
+/// Error kinds printed in full; the rest are only counted.
+const ERROR_SAMPLES: usize = 5;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lookup",
+    about = "Load generator for the login lookup endpoint"
+)]
+struct Args {
+    /// Base URL of a running `rosterd serve`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A bearer token from the service's LOGIN_API_TOKENS.
+    #[arg(long, env = "BENCH_LOOKUP_TOKEN", hide_env_values = true)]
+    token: String,
+    /// People seeded as p1@bench.example ..= p{N}@bench.example.
+    #[arg(long, default_value_t = 100_000)]
+    people: u64,
+    /// Measured requests per concurrency level.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Comma-separated concurrency levels (connections).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Unmeasured requests per connection before each level.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Also append one tab-separated line per level to this file:
+    /// scenario, C, requests, req/s, p50 ms, p99 ms, max ms, errors.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Passed by `cargo bench`; without it the program exits at once.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// What one level measured.
+struct PhaseResult {
+    requests: usize,
+    elapsed: Duration,
+    /// Sorted ascending.
+    latencies: Vec<Duration>,
+    errors: usize,
+    error_kinds: BTreeMap<String, usize>,
+}
+
+impl PhaseResult {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Nearest-rank percentile, in milliseconds.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (p * self.latencies.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies.len()) - 1;
+        ms(self.latencies[i])
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.latencies.last().map_or(f64::NAN, |d| ms(*d))
+    }
+}
+
+/// An error with its causes (reqwest's own message rarely says what failed).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What one task saw.
+#[derive(Default)]
+struct TaskResult {
+    latencies: Vec<Duration>,
+    errors: usize,
+    error_kinds: BTreeMap<String, usize>,
+}
+
+impl TaskResult {
+    fn error(&mut self, kind: String) {
+        self.errors += 1;
+        *self.error_kinds.entry(kind).or_default() += 1;
+    }
+}
+
+fn main() -> ExitCode {
+    // `cargo test` runs harness-less bench targets without `--bench`.
+    if !std::env::args().skip(1).any(|a| a == "--bench") {
+        return ExitCode::SUCCESS;
+    }
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lookup: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("lookup: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if args.people == 0 || args.requests == 0 || args.concurrency.contains(&0) {
+        return Err("--people, --requests and every --concurrency level must be at least 1".into());
+    }
+    let base = args.url.trim_end_matches('/').to_owned();
+    check_ready(&base).await?;
+    let target = Arc::new(Target {
+        url: format!("{base}{LOOKUP_PATH}"),
+        auth: format!("Bearer {}", args.token),
+        people: args.people,
+    });
+
+    let mut summary = String::new();
+    println!(
+        "lookup: {} requests per level over {} known people; {} warm-up requests per connection",
+        args.requests, args.people, args.warmup
+    );
+    for &c in &args.concurrency {
+        let clients = (0..c).map(|_| client()).collect::<Result<Vec<_>, _>>()?;
+        if args.warmup > 0 {
+            let w = run_phase(&clients, &target, args.warmup * c, Some(args.warmup)).await;
+            if w.errors > 0 {
+                println!(
+                    "lookup  C={c:<3} warm-up: {} of {} requests failed",
+                    w.errors, w.requests
+                );
+                print_errors(&w);
+            }
+        }
+        let r = run_phase(&clients, &target, args.requests, None).await;
+        report(&mut summary, c, &r);
+    }
+    if let Some(path) = &args.summary {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(summary.as_bytes()))
+            .map_err(|e| format!("cannot write --summary {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Where and how to ask.
+struct Target {
+    url: String,
+    auth: String,
+    people: u64,
+}
+
+async fn check_ready(base: &str) -> Result<(), String> {
+    let url = format!("{base}/readyz");
+    let res = client()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {}", chain(&e)))?;
+    if res.status() != reqwest::StatusCode::OK {
+        return Err(format!(
+            "{url} answered {} (service not ready)",
+            res.status()
+        ));
+    }
+    Ok(())
+}
+
+/// One client per task, so C tasks hold exactly C keep-alive connections.
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Sends `total` lookups over `clients` (one task each) and checks every
+/// answer. With `chunk`, every task sends exactly `chunk` requests (warm-up:
+/// every connection gets used); otherwise tasks pull from a shared counter.
+async fn run_phase(
+    clients: &[reqwest::Client],
+    target: &Arc<Target>,
+    total: usize,
+    chunk: Option<usize>,
+) -> PhaseResult {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let client = client.clone();
+            let target = target.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut out = TaskResult::default();
+                let mut rng = StdRng::from_entropy();
+                let mut own = chunk.unwrap_or(0);
+                loop {
+                    if chunk.is_some() {
+                        if own == 0 {
+                            break;
+                        }
+                        own -= 1;
+                    } else if next.fetch_add(1, Ordering::Relaxed) >= total {
+                        break;
+                    }
+                    let i = rng.gen_range(1..=target.people);
+                    send(&client, &target, i, &mut out).await;
+                }
+                out
+            })
+        })
+        .collect();
+
+    let mut result = PhaseResult {
+        requests: total,
+        elapsed: Duration::ZERO,
+        latencies: Vec::with_capacity(total),
+        errors: 0,
+        error_kinds: BTreeMap::new(),
+    };
+    for task in tasks {
+        match task.await {
+            Ok(t) => {
+                result.latencies.extend(t.latencies);
+                result.errors += t.errors;
+                for (k, n) in t.error_kinds {
+                    *result.error_kinds.entry(k).or_default() += n;
+                }
+            }
+            Err(e) => {
+                result.errors += 1;
+                *result
+                    .error_kinds
+                    .entry(format!("task failed: {e}"))
+                    .or_default() += 1;
+            }
+        }
+    }
+    result.elapsed = started.elapsed();
+    result.latencies.sort_unstable();
+    result
+}
+
+/// One lookup, timed from just before sending to the last byte of the
+/// response body; the answer is checked after the clock stops.
+async fn send(client: &reqwest::Client, target: &Target, i: u64, out: &mut TaskResult) {
+    let email = format!("p{i}@bench.example");
+    let t0 = Instant::now();
+    let response = client
+        .get(&target.url)
+        .query(&[("email", email.as_str())])
+        .header("authorization", &target.auth)
+        .send()
+        .await;
+    let (status, bytes) = match response {
+        Ok(r) => {
+            let status = r.status();
+            match r.bytes().await {
+                Ok(b) => (status, b),
+                Err(e) => {
+                    out.latencies.push(t0.elapsed());
+                    out.error(format!("reading the response: {}", chain(&e)));
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            out.latencies.push(t0.elapsed());
+            out.error(format!("request failed: {}", chain(&e)));
+            return;
+        }
+    };
+    out.latencies.push(t0.elapsed());
+
+    if status != reqwest::StatusCode::OK {
+        let text = String::from_utf8_lossy(&bytes);
+        out.error(format!(
+            "HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ));
+        return;
+    }
+    let answer: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            out.error(format!("200 with a body that is not JSON: {e}"));
+            return;
+        }
+    };
+    let source = answer.get("source").and_then(|v| v.as_str());
+    if source != Some("roster") {
+        out.error(format!("source {source:?}, expected \"roster\""));
+    } else if answer.pointer("/user/email").and_then(|v| v.as_str()) != Some(email.as_str()) {
+        out.error("the answer names another person".into());
+    }
+}
+
+fn report(summary: &mut String, c: usize, r: &PhaseResult) {
+    let flag = if r.errors > 0 {
+        format!("  ERRORS {} of {} (figures invalid)", r.errors, r.requests)
+    } else {
+        String::new()
+    };
+    println!(
+        "lookup  C={c:<3} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.1} ms  ({} requests in {:.1} s){flag}",
+        r.rate(),
+        r.percentile_ms(0.50),
+        r.percentile_ms(0.99),
+        r.max_ms(),
+        r.requests,
+        r.elapsed.as_secs_f64(),
+    );
+    print_errors(r);
+    let _ = writeln!(
+        summary,
+        "lookup\t{c}\t{}\t{:.1}\t{:.3}\t{:.3}\t{:.3}\t{}",
+        r.requests,
+        r.rate(),
+        r.percentile_ms(0.50),
+        r.percentile_ms(0.99),
+        r.max_ms(),
+        r.errors
+    );
+}
+
+fn print_errors(r: &PhaseResult) {
+    let mut kinds: Vec<_> = r.error_kinds.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1));
+    for (kind, n) in kinds.iter().take(ERROR_SAMPLES) {
+        println!("    {n:>6} x {kind}");
+    }
+    if kinds.len() > ERROR_SAMPLES {
+        println!(
+            "    ... and {} other kinds of error",
+            kinds.len() - ERROR_SAMPLES
+        );
+    }
+}
