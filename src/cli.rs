@@ -355,13 +355,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let readthrough = config
-        .directory
-        .clone()
-        .filter(|d| d.readthrough_enabled)
-        .map(|d| Arc::new(ReadThrough::new(d.airtable, d.negative_ttl, d.timeout)));
     let app = build_app(AppState {
-        readthrough,
+        readthrough: ReadThrough::from_config(config.directory.as_ref()),
         wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
         db: pool.clone(),
         config: Arc::new(config),

@@ -49,6 +49,15 @@ impl ReadThrough {
         }
     }
 
+    /// The lookup's read-through, when a directory is configured and
+    /// `USER_READTHROUGH_FALLBACK_ENABLED` is on; otherwise the lookup
+    /// never calls the directory.
+    pub fn from_config(directory: Option<&crate::config::DirectoryConfig>) -> Option<Arc<Self>> {
+        directory
+            .filter(|d| d.readthrough_enabled)
+            .map(|d| Arc::new(Self::new(d.airtable.clone(), d.negative_ttl, d.timeout)))
+    }
+
     fn remembered_miss(&self, key: &Key) -> bool {
         let mut misses = self.misses.lock().expect("never poisoned");
         match misses.get(key) {

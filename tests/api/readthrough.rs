@@ -154,9 +154,38 @@ async fn twenty_concurrent_lookups_of_one_new_email_make_one_call(db: PgPool) {
 async fn read_through_off_asks_nobody(db: PgPool) {
     let at = Airtable::start().await;
     at.insert_person("new@x.io", "New");
-    let app = TestApp::spawn(db).await; // no directory behind it
+    // USER_READTHROUGH_FALLBACK_ENABLED=false, as serve reads it.
+    let args = rosterd::config::DirectoryArgs {
+        airtable_api_url: at.url().to_string(),
+        airtable_base_id: Some(airtable::BASE.into()),
+        airtable_table: Some(airtable::TABLE.into()),
+        airtable_api_key: Some(airtable::KEY.to_string().into()),
+        airtable_api_key_file: None,
+        airtable_field_email: "Email".into(),
+        airtable_field_name: "Name".into(),
+        airtable_field_status: "Status".into(),
+        airtable_field_groups: "Groups".into(),
+        user_readthrough_fallback_enabled: false,
+        readthrough_negative_ttl_secs: 60,
+        readthrough_timeout_secs: 5,
+    };
+    let off = args.resolve().unwrap();
+    assert!(
+        off.is_some(),
+        "the directory itself is configured (sync can use it)"
+    );
+    let readthrough = ReadThrough::from_config(off.as_ref());
+    assert!(readthrough.is_none());
+    let provider = Arc::new(LocalProvider::new(db.clone()));
+    let app = TestApp::spawn_full(db, provider, readthrough, |_| {}).await;
     assert_eq!(app.lookup("email=new@x.io").await.status(), 404);
     assert_eq!(at.total_requests(), 0);
+    // Switched on, the same configuration asks the directory.
+    let on = rosterd::config::DirectoryArgs {
+        user_readthrough_fallback_enabled: true,
+        ..args
+    };
+    assert!(ReadThrough::from_config(on.resolve().unwrap().as_ref()).is_some());
 }
 
 #[sqlx::test]
