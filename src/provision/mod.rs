@@ -260,7 +260,9 @@ async fn find_or_create(
         // Deleted at the provider behind our back: find or make another.
     }
     let mut id = deterministic_id(&person.email);
-    loop {
+    // Another person's job can move a user off this email between our
+    // create and our lookup; a few rounds settle that without a backoff.
+    for _ in 0..3 {
         match provider.create_user(id, desired).await {
             Ok(user) => return Ok((user, true)),
             // Someone has the email: a user from before rosterd, the
@@ -268,7 +270,7 @@ async fn find_or_create(
             // lost. Adopt it; never make a second one.
             Err(ProviderError::EmailExists) => {
                 let Some(user) = provider.find_by_email(&desired.email).await? else {
-                    return Err(transient("email reported taken but no user found with it").into());
+                    continue;
                 };
                 if !in_transit(db, &user, &desired.email).await? {
                     return Ok((user, false));
@@ -285,4 +287,5 @@ async fn find_or_create(
             Err(e) => return Err(e.into()),
         }
     }
+    Err(transient("the email kept changing hands; will retry").into())
 }
