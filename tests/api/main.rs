@@ -16,5 +16,6 @@ mod provisioning;
 mod push;
 mod readthrough;
 mod reconcile;
+mod shutdown;
 mod signatures;
 mod supabase_provider;
