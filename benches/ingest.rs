@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod load;
+use load::{chain, PhaseResult, TaskResult};
+
 const INBOUND_PATH: &str = "/api/sync/users/inbound";
 /// Error kinds printed in full; the rest are only counted.
 const ERROR_SAMPLES: usize = 5;
@@ -74,66 +77,6 @@ struct Signed {
     event_id: String,
     body: Vec<u8>,
     signature: String,
-}
-
-/// What a phase measured.
-struct PhaseResult {
-    events: usize,
-    elapsed: Duration,
-    /// Sorted ascending.
-    latencies: Vec<Duration>,
-    errors: usize,
-    error_kinds: BTreeMap<String, usize>,
-}
-
-impl PhaseResult {
-    fn rate(&self) -> f64 {
-        self.events as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// Nearest-rank percentile, in milliseconds.
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let rank = (p * self.latencies.len() as f64).ceil() as usize;
-        let i = rank.clamp(1, self.latencies.len()) - 1;
-        ms(self.latencies[i])
-    }
-
-    fn max_ms(&self) -> f64 {
-        self.latencies.last().map_or(f64::NAN, |d| ms(*d))
-    }
-}
-
-/// An error with its causes (reqwest's own message rarely says what failed).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// What one task saw.
-#[derive(Default)]
-struct TaskResult {
-    latencies: Vec<Duration>,
-    errors: usize,
-    error_kinds: BTreeMap<String, usize>,
-}
-
-impl TaskResult {
-    fn error(&mut self, kind: String) {
-        self.errors += 1;
-        *self.error_kinds.entry(kind).or_default() += 1;
-    }
 }
 
 fn main() -> ExitCode {
@@ -189,7 +132,7 @@ async fn run(args: Args) -> Result<(), String> {
             if w.errors > 0 {
                 println!(
                     "ingest  C={c:<3} warm-up: {} of {} requests failed",
-                    w.errors, w.events
+                    w.errors, w.count
                 );
                 print_errors(&w);
             }
@@ -306,7 +249,7 @@ async fn run_phase(
         .collect();
 
     let mut result = PhaseResult {
-        events: events.len(),
+        count: events.len(),
         elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(events.len()),
         errors: 0,
@@ -398,7 +341,7 @@ async fn send(
 
 fn report(summary: &mut String, c: usize, path: &str, r: &PhaseResult) {
     let flag = if r.errors > 0 {
-        format!("  ERRORS {} of {} (figures invalid)", r.errors, r.events)
+        format!("  ERRORS {} of {} (figures invalid)", r.errors, r.count)
     } else {
         String::new()
     };
@@ -408,14 +351,14 @@ fn report(summary: &mut String, c: usize, path: &str, r: &PhaseResult) {
         r.percentile_ms(0.50),
         r.percentile_ms(0.99),
         r.max_ms(),
-        r.events,
+        r.count,
         r.elapsed.as_secs_f64(),
     );
     print_errors(r);
     let _ = writeln!(
         summary,
         "ingest\t{c}\t{path}\t{}\t{:.1}\t{:.3}\t{:.3}\t{:.3}\t{}",
-        r.events,
+        r.count,
         r.rate(),
         r.percentile_ms(0.50),
         r.percentile_ms(0.99),

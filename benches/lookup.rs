@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod load;
+use load::{chain, PhaseResult, TaskResult};
+
 const LOOKUP_PATH: &str = "/api/users/lookup";
 /// Error kinds printed in full; the rest are only counted.
 const ERROR_SAMPLES: usize = 5;
@@ -64,66 +67,6 @@ struct Args {
     /// Passed by `cargo bench`; without it the program exits at once.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-/// What one level measured.
-struct PhaseResult {
-    requests: usize,
-    elapsed: Duration,
-    /// Sorted ascending.
-    latencies: Vec<Duration>,
-    errors: usize,
-    error_kinds: BTreeMap<String, usize>,
-}
-
-impl PhaseResult {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// Nearest-rank percentile, in milliseconds.
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let rank = (p * self.latencies.len() as f64).ceil() as usize;
-        let i = rank.clamp(1, self.latencies.len()) - 1;
-        ms(self.latencies[i])
-    }
-
-    fn max_ms(&self) -> f64 {
-        self.latencies.last().map_or(f64::NAN, |d| ms(*d))
-    }
-}
-
-/// An error with its causes (reqwest's own message rarely says what failed).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// What one task saw.
-#[derive(Default)]
-struct TaskResult {
-    latencies: Vec<Duration>,
-    errors: usize,
-    error_kinds: BTreeMap<String, usize>,
-}
-
-impl TaskResult {
-    fn error(&mut self, kind: String) {
-        self.errors += 1;
-        *self.error_kinds.entry(kind).or_default() += 1;
-    }
 }
 
 fn main() -> ExitCode {
@@ -175,7 +118,7 @@ async fn run(args: Args) -> Result<(), String> {
             if w.errors > 0 {
                 println!(
                     "lookup  C={c:<3} warm-up: {} of {} requests failed",
-                    w.errors, w.requests
+                    w.errors, w.count
                 );
                 print_errors(&w);
             }
@@ -268,7 +211,7 @@ async fn run_phase(
         .collect();
 
     let mut result = PhaseResult {
-        requests: total,
+        count: total,
         elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(total),
         errors: 0,
@@ -353,7 +296,7 @@ async fn send(client: &reqwest::Client, target: &Target, i: u64, out: &mut TaskR
 
 fn report(summary: &mut String, c: usize, r: &PhaseResult) {
     let flag = if r.errors > 0 {
-        format!("  ERRORS {} of {} (figures invalid)", r.errors, r.requests)
+        format!("  ERRORS {} of {} (figures invalid)", r.errors, r.count)
     } else {
         String::new()
     };
@@ -363,14 +306,14 @@ fn report(summary: &mut String, c: usize, r: &PhaseResult) {
         r.percentile_ms(0.50),
         r.percentile_ms(0.99),
         r.max_ms(),
-        r.requests,
+        r.count,
         r.elapsed.as_secs_f64(),
     );
     print_errors(r);
     let _ = writeln!(
         summary,
         "lookup\t{c}\t{}\t{:.1}\t{:.3}\t{:.3}\t{:.3}\t{}",
-        r.requests,
+        r.count,
         r.rate(),
         r.percentile_ms(0.50),
         r.percentile_ms(0.99),

@@ -1,0 +1,67 @@
+//! What the load generators (benches/ingest.rs, benches/lookup.rs) share:
+//! per-task and per-phase results, percentiles, error chains.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What one phase (a concurrency level) measured.
+pub struct PhaseResult {
+    /// Requests sent.
+    pub count: usize,
+    pub elapsed: Duration,
+    /// Sorted ascending.
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+    pub error_kinds: BTreeMap<String, usize>,
+}
+
+impl PhaseResult {
+    pub fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Nearest-rank percentile, in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (p * self.latencies.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies.len()) - 1;
+        ms(self.latencies[i])
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latencies.last().map_or(f64::NAN, |d| ms(*d))
+    }
+}
+
+/// An error with its causes (reqwest's own message rarely says what failed).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What one task saw.
+#[derive(Default)]
+pub struct TaskResult {
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+    pub error_kinds: BTreeMap<String, usize>,
+}
+
+impl TaskResult {
+    pub fn error(&mut self, kind: String) {
+        self.errors += 1;
+        *self.error_kinds.entry(kind).or_default() += 1;
+    }
+}
