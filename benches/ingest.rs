@@ -288,48 +288,13 @@ async fn send(
     out: &mut TaskResult,
 ) {
     let body = event.body.clone();
-    let t0 = Instant::now();
-    let response = client
+    let request = client
         .post(url)
         .header("content-type", "application/json")
         .header("x-signature", &event.signature)
-        .body(body)
-        .send()
-        .await;
-    let (status, bytes) = match response {
-        Ok(r) => {
-            let status = r.status();
-            match r.bytes().await {
-                Ok(b) => (status, b),
-                Err(e) => {
-                    out.latencies.push(t0.elapsed());
-                    out.error(format!("reading the response: {}", chain(&e)));
-                    return;
-                }
-            }
-        }
-        Err(e) => {
-            out.latencies.push(t0.elapsed());
-            out.error(format!("request failed: {}", chain(&e)));
-            return;
-        }
-    };
-    out.latencies.push(t0.elapsed());
-
-    if status != reqwest::StatusCode::OK {
-        let text = String::from_utf8_lossy(&bytes);
-        out.error(format!(
-            "HTTP {status}: {}",
-            text.chars().take(200).collect::<String>()
-        ));
+        .body(body);
+    let Some(answer) = load::send_for_json(request, out).await else {
         return;
-    }
-    let answer: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            out.error(format!("200 with a body that is not JSON: {e}"));
-            return;
-        }
     };
     let outcome = answer.get("outcome").and_then(|v| v.as_str());
     if outcome != Some(expect) {

@@ -244,47 +244,12 @@ async fn run_phase(
 /// response body; the answer is checked after the clock stops.
 async fn send(client: &reqwest::Client, target: &Target, i: u64, out: &mut TaskResult) {
     let email = format!("p{i}@bench.example");
-    let t0 = Instant::now();
-    let response = client
+    let request = client
         .get(&target.url)
         .query(&[("email", email.as_str())])
-        .header("authorization", &target.auth)
-        .send()
-        .await;
-    let (status, bytes) = match response {
-        Ok(r) => {
-            let status = r.status();
-            match r.bytes().await {
-                Ok(b) => (status, b),
-                Err(e) => {
-                    out.latencies.push(t0.elapsed());
-                    out.error(format!("reading the response: {}", chain(&e)));
-                    return;
-                }
-            }
-        }
-        Err(e) => {
-            out.latencies.push(t0.elapsed());
-            out.error(format!("request failed: {}", chain(&e)));
-            return;
-        }
-    };
-    out.latencies.push(t0.elapsed());
-
-    if status != reqwest::StatusCode::OK {
-        let text = String::from_utf8_lossy(&bytes);
-        out.error(format!(
-            "HTTP {status}: {}",
-            text.chars().take(200).collect::<String>()
-        ));
+        .header("authorization", &target.auth);
+    let Some(answer) = load::send_for_json(request, out).await else {
         return;
-    }
-    let answer: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            out.error(format!("200 with a body that is not JSON: {e}"));
-            return;
-        }
     };
     let source = answer.get("source").and_then(|v| v.as_str());
     if source != Some("roster") {

@@ -279,18 +279,21 @@ percentiles() { # p...
 }
 
 # pgbench on the service's own transaction at one concurrency level.
-ingest_pgbench_level() { # C run-tag
-    local c=$1 run_tag=$2
-    local j=$((c < 2 ? c : 2)) out=$WORK/pgbench-c$c.out logdir=$WORK/pgbench-c$c
+# Runs benches/NAME.pgbench.sql with C clients for BENCH_PGBENCH_SECS, prints
+# its figures and appends them to $WORK/NAME-pgbench.tsv.  Extra arguments go
+# to pgbench (the script's -D variables).
+pgbench_level() { # NAME C [pgbench args...]
+    local name=$1 c=$2
+    shift 2
+    local j=$((c < 2 ? c : 2)) out=$WORK/$name-pgbench-c$c.out logdir=$WORK/$name-pgbench-c$c
     local tps avg failed p50 p99 max
     mkdir -p "$logdir"
     run_psql "$DATABASE_URL" -c CHECKPOINT
-    "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
-        -D prefix="pgb_${run_tag}_c$c" -D i=0 \
+    "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" "$@" \
         -l --log-prefix="$logdir/log" \
-        -f benches/ingest.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
+        -f "benches/$name.pgbench.sql" "$DATABASE_URL" >"$out" 2>&1 || {
         cat "$out" >&2
-        die "pgbench failed at C=$c (output above)"
+        die "pgbench ($name) failed at C=$c (output above)"
     }
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
     avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
@@ -301,9 +304,9 @@ ingest_pgbench_level() { # C run-tag
     }
     # Per-transaction log lines: client, tx no, latency (us), script, epoch, us.
     read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
-    printf 'pgbench C=%-3s %-10s %8.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (avg %.1f ms, %s failed, %s s)\n' \
-        "$c" transaction "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}" "$BENCH_PGBENCH_SECS"
-    printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/ingest-pgbench.tsv"
+    printf 'pgbench C=%-3s %-10s %8.0f tx/s  p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  (avg %.2f ms, %s failed, %s s)\n' \
+        "$c" "$name" "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}" "$BENCH_PGBENCH_SECS"
+    printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/$name-pgbench.tsv"
 }
 
 section_ingest() {
@@ -323,7 +326,7 @@ section_ingest() {
             sed '/^ingest: /d' # its preamble; the header above says the same
         cat "$WORK/ingest-service-c$c.tsv" >>"$WORK/ingest-service.tsv"
         service_alive
-        ingest_pgbench_level "$c" "$run_tag"
+        pgbench_level ingest "$c" -D prefix="pgb_${run_tag}_c$c" -D i=0
     done
 
     {
@@ -349,34 +352,6 @@ section_ingest() {
             echo "  (C=16 not measured: no verdict)"
         fi
     } >>"$SUMMARY"
-}
-
-# pgbench on the lookup's select at one concurrency level; appends
-# "pgbench C tps p50 p99 max failed" to $WORK/lookup-pgbench.tsv.
-lookup_pgbench_level() { # C
-    local c=$1
-    local j=$((c < 2 ? c : 2)) out=$WORK/lookup-pgbench-c$c.out logdir=$WORK/lookup-pgbench-c$c
-    local tps avg failed p50 p99 max
-    mkdir -p "$logdir"
-    "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" \
-        -D people="$BENCH_LOOKUP_PEOPLE" \
-        -l --log-prefix="$logdir/log" \
-        -f benches/lookup.pgbench.sql "$DATABASE_URL" >"$out" 2>&1 || {
-        cat "$out" >&2
-        die "pgbench (lookup) failed at C=$c (output above)"
-    }
-    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
-    avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
-    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-    [[ -n $tps && -n $avg ]] || {
-        cat "$out" >&2
-        die "cannot read tps/latency from pgbench's output (above)"
-    }
-    # Per-transaction log lines: client, tx no, latency (us), script, epoch, us.
-    read -r p50 p99 max < <(cat "$logdir"/log* | awk '{ print $3 / 1000 }' | percentiles 0.50 0.99 1)
-    printf 'pgbench C=%-3s %-7s %8.0f tx/s   p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  (avg %.2f ms, %s failed, %s s)\n' \
-        "$c" select "$tps" "$p50" "$p99" "$max" "$avg" "${failed:-?}" "$BENCH_PGBENCH_SECS"
-    printf 'pgbench\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tps" "$p50" "$p99" "$max" "${failed:-0}" >>"$WORK/lookup-pgbench.tsv"
 }
 
 section_lookup() {
@@ -412,7 +387,7 @@ section_lookup() {
             --concurrency "$c" --summary "$WORK/lookup-service.tsv" |
             sed '/^lookup: /d' # its preamble; the header above says the same
         service_alive
-        lookup_pgbench_level "$c"
+        pgbench_level lookup "$c" -D people="$BENCH_LOOKUP_PEOPLE"
     done
 
     {

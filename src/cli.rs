@@ -267,7 +267,10 @@ async fn run(command: Command) -> Result<(), Failure> {
                 // Wake the workers of running services; they poll anyway.
                 let _ = crate::provision::jobs::notify(&pool).await;
             }
-            print!("{}", report.render(&name, cmd.dry_run));
+            print!(
+                "{}",
+                report.render(&format!("Pushing roster from {name}"), cmd.dry_run)
+            );
             if !report.rejected.is_empty() {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "{} rows were rejected",
@@ -305,7 +308,10 @@ async fn run(command: Command) -> Result<(), Failure> {
             if !cmd.dry_run {
                 let _ = crate::provision::jobs::notify(&pool).await;
             }
-            print!("{}", report.render("Airtable", cmd.dry_run));
+            print!(
+                "{}",
+                report.render("Syncing roster from Airtable", cmd.dry_run)
+            );
             if !report.rejected.is_empty() {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "{} records were rejected",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What one phase (a concurrency level) measured.
 pub struct PhaseResult {
@@ -63,5 +63,49 @@ impl TaskResult {
     pub fn error(&mut self, kind: String) {
         self.errors += 1;
         *self.error_kinds.entry(kind).or_default() += 1;
+    }
+}
+
+/// Sends `request`, records its latency, and returns its JSON body when it
+/// answered 200; anything else is recorded as an error of the task.
+pub async fn send_for_json(
+    request: reqwest::RequestBuilder,
+    out: &mut TaskResult,
+) -> Option<serde_json::Value> {
+    let t0 = Instant::now();
+    let response = request.send().await;
+    let (status, bytes) = match response {
+        Ok(r) => {
+            let status = r.status();
+            match r.bytes().await {
+                Ok(b) => (status, b),
+                Err(e) => {
+                    out.latencies.push(t0.elapsed());
+                    out.error(format!("reading the response: {}", chain(&e)));
+                    return None;
+                }
+            }
+        }
+        Err(e) => {
+            out.latencies.push(t0.elapsed());
+            out.error(format!("request failed: {}", chain(&e)));
+            return None;
+        }
+    };
+    out.latencies.push(t0.elapsed());
+    if status != reqwest::StatusCode::OK {
+        let text = String::from_utf8_lossy(&bytes);
+        out.error(format!(
+            "HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ));
+        return None;
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            out.error(format!("200 with a body that is not JSON: {e}"));
+            None
+        }
     }
 }

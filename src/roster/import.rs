@@ -39,9 +39,10 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn render(&self, what: &str, dry_run: bool) -> String {
+    /// The counters under `title` (e.g. "Pushing roster from roster.yaml").
+    pub fn render(&self, title: &str, dry_run: bool) -> String {
         let mut out = format!(
-            "  Pushing roster from {what}\n\n  created: {}\n  updated: {}\n  deleted: {}\n  unchanged: {}\n  rejected: {}\n",
+            "  {title}\n\n  created: {}\n  updated: {}\n  deleted: {}\n  unchanged: {}\n  rejected: {}\n",
             self.created,
             self.updated,
             self.deleted,
@@ -58,7 +59,7 @@ impl Report {
         out.push_str(if dry_run {
             "\n  Dry run: nothing was changed\n"
         } else {
-            "\n  Push complete\n"
+            "\n  Complete\n"
         });
         out
     }

@@ -101,6 +101,7 @@ async fn yaml_push_applies_rejects_with_lines_and_is_idempotent(
         "rejected rows make the exit code non-zero: {}",
         r.err
     );
+    assert!(r.out.starts_with("  Pushing roster from "), "{}", r.out);
     assert_eq!(counts(&r.out), expect([3, 0, 0, 0, 2]));
     assert!(
         r.out

@@ -249,6 +249,7 @@ async fn sync_reads_every_page(_p: PgPoolOptions, opts: PgConnectOptions) {
     let first = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
     let out = String::from_utf8_lossy(&first.stdout).to_string();
     assert_eq!(first.status.code(), Some(1), "one rejected record: {out}");
+    assert!(out.starts_with("  Syncing roster from Airtable\n"), "{out}");
     assert!(out.contains("created: 350\n"), "{out}");
     assert!(
         out.contains("rejected: 1\n") && out.contains("user.email"),
