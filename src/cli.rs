@@ -1,8 +1,8 @@
-//! The command line: `serve`, `migrate`, `sign`.
+//! The command line: `serve`, `migrate`, `worker`, `provision`, `push`,
+//! `sync`, `replay`, `sign`.
 
 use crate::config::{DatabaseArgs, DirectoryArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs};
 use crate::directory::readthrough::ReadThrough;
-use crate::provision::reconcile::reconcile;
 use crate::provision::worker::Worker;
 use crate::signature::Key;
 use crate::telemetry::LogFormat;
@@ -48,8 +48,45 @@ pub enum Command {
     Push(PushCmd),
     /// Apply every record of the Airtable table (first load, drift repair).
     Sync(SyncCmd),
+    /// Apply stored events again: one by id, or every match of a filter.
+    Replay(ReplayCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    /// The stored event to replay.
+    #[arg(conflicts_with_all = ["status", "event_type", "user_id", "since", "until", "limit", "dry_run"])]
+    pub event_id: Option<String>,
+    /// Replay events stored with this outcome: applied, stale or failed.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Replay events of this type (user.created, user.updated, user.deleted).
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Replay the events of this upstream record id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Replay events received at or after this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Replay events received before this RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Replay at most this many (oldest occurrence first).
+    #[arg(long)]
+    pub limit: Option<i64>,
+    /// Count what a replay would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -231,9 +268,14 @@ async fn run(command: Command) -> Result<(), Failure> {
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
             let provider = provider_cfg.build(pool.clone());
-            let report = reconcile(&pool, provider.as_ref(), cmd.dry_run)
-                .await
-                .map_err(|e| anyhow::anyhow!("reconcile failed: {e}"))?;
+            let report = crate::admin::provision::reconcile_all(
+                &pool,
+                provider.as_ref(),
+                &cli_actor(),
+                cmd.dry_run,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("reconcile failed: {e}"))?;
             if cmd.json {
                 println!(
                     "{}",
@@ -320,8 +362,89 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Replay(cmd) => replay(cmd).await,
         Command::Sign(args) => sign(args).map_err(Failure::from),
     }
+}
+
+/// The actor the audit log records for a CLI verb.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Operator errors from the CLI: bad input is a usage error (exit 2),
+/// the rest are runtime failures (exit 1).
+fn admin_failure(e: crate::admin::AdminError) -> Failure {
+    use crate::admin::AdminError;
+    match e {
+        AdminError::BadInput(m) => Failure::Config(m),
+        AdminError::NotFound => Failure::Runtime(anyhow::anyhow!("no such stored event")),
+        other => Failure::Runtime(other.into()),
+    }
+}
+
+async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
+    use crate::admin::events::{EventFilter, RawFilter};
+    use crate::admin::replay::{replay_bulk, replay_one, DEFAULT_BULK_LIMIT};
+    let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+    let actor = cli_actor();
+    let filter = EventFilter::parse(&RawFilter {
+        status: cmd.status,
+        event_type: cmd.event_type,
+        user_id: cmd.user_id,
+        since: cmd.since,
+        until: cmd.until,
+    })
+    .map_err(admin_failure)?;
+    if cmd.event_id.is_none() && filter.is_empty() {
+        return Err(Failure::Config(
+            "give an event id, or a filter such as --status failed".into(),
+        ));
+    }
+    let pool = connect(&db_cfg).await?;
+    migrate(&pool).await?;
+    let failed = if let Some(event_id) = cmd.event_id {
+        let r = replay_one(&pool, &roles, &actor, &event_id)
+            .await
+            .map_err(admin_failure)?;
+        if cmd.json {
+            let out = serde_json::json!({"eventId": event_id, "userId": r.user_id,
+                                         "outcome": r.outcome.as_str(), "error": r.error});
+            println!("{out}");
+        } else {
+            println!("{event_id}: {}", r.outcome.as_str());
+            if let Some(error) = &r.error {
+                println!("  error: {error}");
+            }
+        }
+        u64::from(r.outcome == crate::roster::Outcome::Failed)
+    } else {
+        let limit = cmd.limit.unwrap_or(DEFAULT_BULK_LIMIT);
+        let report = replay_bulk(&pool, &roles, &actor, &filter, limit, cmd.dry_run)
+            .await
+            .map_err(admin_failure)?;
+        if cmd.json {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("plain counters")
+            );
+        } else {
+            print!("{}", report.render());
+        }
+        report.outcomes.failed
+    };
+    if !cmd.dry_run {
+        let _ = crate::provision::jobs::notify(&pool).await;
+    }
+    if failed > 0 {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{failed} events failed again; see `GET /api/admin/events?status=failed`"
+        )));
+    }
+    Ok(())
 }
 
 async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {

@@ -295,6 +295,13 @@ pub struct ServeArgs {
     /// Read the login tokens from this file instead.
     #[arg(long, env = "LOGIN_API_TOKENS_FILE")]
     pub login_api_tokens_file: Option<PathBuf>,
+    /// Operators' tokens for /api/admin, comma-separated `name:token` (the
+    /// name is the actor in the audit log; tokens ≥ 16 characters).
+    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = secret_parser)]
+    pub admin_tokens: Option<SecretString>,
+    /// Read the operators' tokens from this file instead.
+    #[arg(long, env = "ADMIN_TOKENS_FILE")]
+    pub admin_tokens_file: Option<PathBuf>,
     #[command(flatten)]
     pub roles: RoleArgs,
     #[command(flatten)]
@@ -430,6 +437,8 @@ pub struct Config {
     pub provider: ProviderConfig,
     /// Tokens admitted by the login lookup; none configured admits nobody.
     pub login_tokens: crate::http::bearer::BearerTokens,
+    /// Operators' named tokens; none configured admits nobody.
+    pub admin_tokens: crate::http::bearer::BearerTokens,
     pub directory: Option<DirectoryConfig>,
     /// `None` when the worker is switched off.
     pub worker: Option<WorkerConfig>,
@@ -467,8 +476,18 @@ impl ServeArgs {
             )?
             .as_ref(),
         );
+        let admin_tokens = crate::http::bearer::BearerTokens::parse_named(
+            read_secret(
+                "ADMIN_TOKENS",
+                self.admin_tokens.as_ref(),
+                self.admin_tokens_file.as_ref(),
+            )?
+            .as_ref(),
+        )
+        .map_err(|m| ConfigError::new("ADMIN_TOKENS", m))?;
         let directory = self.directory.resolve()?;
         Ok(Config {
+            admin_tokens,
             directory,
             login_tokens,
             provider,

@@ -29,6 +29,14 @@ pub enum ApiError {
     ProvisioningPending,
     #[error("directory unavailable")]
     DirectoryUnavailable,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("the event is stored as failed")]
+    ApplyFailed,
+    #[error("the auth provider is unavailable")]
+    ProviderUnavailable,
+    #[error("the auth provider refused the request")]
+    ProviderFailed,
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
@@ -62,6 +70,10 @@ impl ApiError {
             Self::DirectoryUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable")
             }
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::ApplyFailed => (StatusCode::INTERNAL_SERVER_ERROR, "apply_failed"),
+            Self::ProviderUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+            Self::ProviderFailed => (StatusCode::BAD_GATEWAY, "provider_failed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -72,10 +84,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let body = match &self {
-            Self::MalformedJson(detail) | Self::BadRequest(detail) => {
+            Self::MalformedJson(detail) | Self::BadRequest(detail) | Self::Conflict(detail) => {
                 json!({"error": code, "detail": detail})
             }
             Self::Validation(fields) => json!({"error": code, "fields": fields}),
+            Self::ApplyFailed => json!({
+                "error": code,
+                "detail": "the event is stored as failed; an operator can replay it once the cause is fixed"
+            }),
             _ => json!({"error": code}),
         };
         match &self {

@@ -3,6 +3,7 @@
 //! Follow one event: [`http::inbound`] → [`signature`] → [`event`] →
 //! [`roster::apply`] → (provisioning outbox).
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -40,7 +41,8 @@ pub struct AppState {
 pub fn build_app(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(http::ops::router())
-        .merge(http::lookup::router());
+        .merge(http::lookup::router())
+        .merge(http::admin::router());
     if state.config.webhook_enabled {
         app = app.merge(http::inbound::router(state.config.max_body_bytes));
     }

@@ -135,6 +135,10 @@ impl ReadThrough {
         };
         match ingest(db, &body, Source::Readthrough, roles).await {
             Ok(Outcome::Applied | Outcome::Stale | Outcome::Duplicate) => Ok(true),
+            Ok(Outcome::Failed) => Err(ReadThroughError::Apply(sqlx::Error::Protocol(format!(
+                "the database refused record {}; its event is stored as failed",
+                record.id
+            )))),
             Err(ApplyError::Db(e)) => Err(e.into()),
             // A fresh event id per fetch: a conflict is a concurrent fetch
             // of the same record with other contents, which applied.

@@ -1,60 +1,108 @@
-//! Bearer tokens for the login service (and later operators), compared in
+//! Bearer tokens for the login service and for operators, compared in
 //! constant time.
 
 use axum::http::{header, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
 /// The accepted tokens, kept only as SHA-256 digests: comparing digests of
-/// equal length leaks neither a token's bytes nor its length.
+/// equal length leaks neither a token's bytes nor its length. Each token has
+/// a name (the operator's, for the audit log; "login" for login tokens).
 #[derive(Clone, Default)]
 pub struct BearerTokens {
-    digests: Vec<[u8; 32]>,
+    entries: Vec<(String, [u8; 32])>,
 }
 
 impl std::fmt::Debug for BearerTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BearerTokens({} configured)", self.digests.len())
+        write!(f, "BearerTokens({} configured)", self.entries.len())
     }
+}
+
+/// Operators' tokens must be hard to guess.
+const MIN_NAMED_TOKEN_LEN: usize = 16;
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl BearerTokens {
     /// Comma-separated tokens; blanks are ignored.
     pub fn parse(list: Option<&SecretString>) -> Self {
-        let digests = list
+        let entries = list
             .map(|l| {
                 l.expose_secret()
                     .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
-                    .map(|t| Sha256::digest(t.as_bytes()).into())
+                    .map(|t| ("login".to_owned(), digest(t)))
                     .collect()
             })
             .unwrap_or_default();
-        Self { digests }
+        Self { entries }
+    }
+
+    /// Comma-separated `name:token` pairs. Errors name the entry's position
+    /// (and its name once known), never the token.
+    pub fn parse_named(list: Option<&SecretString>) -> Result<Self, String> {
+        let Some(list) = list else {
+            return Ok(Self::default());
+        };
+        let mut entries: Vec<(String, [u8; 32])> = Vec::new();
+        let items = list.expose_secret().split(',').map(str::trim);
+        for (i, item) in items.filter(|t| !t.is_empty()).enumerate() {
+            let n = i + 1;
+            let (name, token) = item
+                .split_once(':')
+                .ok_or_else(|| format!("entry {n} is not of the form name:token"))?;
+            let (name, token) = (name.trim(), token.trim());
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+            if !name_ok {
+                return Err(format!(
+                    "entry {n}: the name must be 1-64 characters of A-Z a-z 0-9 . _ @ -"
+                ));
+            }
+            if token.len() < MIN_NAMED_TOKEN_LEN {
+                return Err(format!(
+                    "entry {n} ({name}): the token must be at least {MIN_NAMED_TOKEN_LEN} characters"
+                ));
+            }
+            if entries.iter().any(|(other, _)| other == name) {
+                return Err(format!("entry {n}: the name {name} is used twice"));
+            }
+            entries.push((name.to_owned(), digest(token)));
+        }
+        Ok(Self { entries })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.entries.is_empty()
     }
 
-    /// True when the `Authorization: Bearer …` header carries a configured
-    /// token. Every token is compared, with no early exit.
-    pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = headers
+    /// The name of the configured token the `Authorization: Bearer …`
+    /// header carries. Every token is compared, with no early exit.
+    pub fn identify(&self, headers: &HeaderMap) -> Option<&str> {
+        let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        let mut ok = Choice::from(0);
-        for d in &self.digests {
-            ok |= d.ct_eq(&digest);
+            .and_then(|v| v.strip_prefix("Bearer "))?;
+        let presented = digest(token.trim());
+        let mut found = None;
+        for (name, d) in &self.entries {
+            let hit = bool::from(d.ct_eq(&presented));
+            found = if hit { Some(name.as_str()) } else { found };
         }
-        bool::from(ok)
+        found
+    }
+
+    /// True when the header carries a configured token.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        self.identify(headers).is_some()
     }
 }
 
@@ -81,5 +129,55 @@ mod tests {
         assert!(!t.admits(&HeaderMap::new()));
         assert!(!BearerTokens::default().admits(&headers("Bearer ")));
         assert_eq!(format!("{t:?}"), "BearerTokens(2 configured)");
+    }
+
+    #[test]
+    fn named_tokens_identify_their_operator() {
+        let t = BearerTokens::parse_named(Some(&SecretString::from(
+            "alice:alice-token-0123456789, bob:bob-token-0123456789abc".to_owned(),
+        )))
+        .unwrap();
+        assert_eq!(
+            t.identify(&headers("Bearer alice-token-0123456789")),
+            Some("alice")
+        );
+        assert_eq!(
+            t.identify(&headers("Bearer bob-token-0123456789abc")),
+            Some("bob")
+        );
+        assert_eq!(t.identify(&headers("Bearer alice-token-012345678")), None);
+        assert_eq!(t.identify(&headers("alice-token-0123456789")), None);
+    }
+
+    #[test]
+    fn named_token_errors_never_show_the_token() {
+        let parse = |s: &str| BearerTokens::parse_named(Some(&SecretString::from(s.to_owned())));
+        for (input, expected) in [
+            (
+                "no-colon-secret-value-here",
+                "entry 1 is not of the form name:token",
+            ),
+            (
+                "ok:0123456789abcdef, :0123456789abcdef",
+                "entry 2: the name must be",
+            ),
+            ("a b:0123456789abcdef", "entry 1: the name must be"),
+            (
+                "ops:short-secret",
+                "entry 1 (ops): the token must be at least 16",
+            ),
+            (
+                "ops:0123456789abcdef,ops:0123456789abcdeg",
+                "the name ops is used twice",
+            ),
+        ] {
+            let err = parse(input).unwrap_err();
+            assert!(err.contains(expected), "{input}: {err}");
+            assert!(
+                !err.contains("secret") && !err.contains("0123456789"),
+                "{err}"
+            );
+        }
+        assert!(parse("").unwrap().is_empty());
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::event::{BodyError, ParsedBody};
-use crate::roster::{ingest, ApplyError, Source};
+use crate::roster::{ingest, ApplyError, Outcome, Source};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -56,10 +56,12 @@ async fn inbound(
             ApplyError::Conflict => ApiError::EventIdConflict,
             ApplyError::Db(e) => ApiError::from_db(e),
         })?;
-    if outcome != crate::roster::Outcome::Duplicate {
-        state.wakeup.poke();
-    }
     let event = &parsed.event;
+    match outcome {
+        Outcome::Duplicate => {}
+        Outcome::Failed => return Err(ApiError::ApplyFailed),
+        Outcome::Applied | Outcome::Stale => state.wakeup.poke(),
+    }
     tracing::info!(
         event_id = %event.key.event_id,
         event_type = event.event_type.as_str(),

@@ -1,5 +1,6 @@
 //! The HTTP surfaces, one module each, assembled by [`crate::build_app`].
 
+pub mod admin;
 pub mod bearer;
 pub mod inbound;
 pub mod lookup;

@@ -3,7 +3,7 @@
 
 use super::merge::merge;
 use super::store;
-use crate::event::{ParsedBody, UserEvent};
+use crate::event::{Change, EventId, ParsedBody, UserEvent};
 use crate::provision::roles::RoleMap;
 use sqlx::{PgConnection, PgPool};
 
@@ -31,6 +31,10 @@ pub enum Outcome {
     Applied,
     Stale,
     Duplicate,
+    /// The database refused the change (a constraint, a trigger, a lock
+    /// timeout): the event is stored with the error, for an operator to
+    /// replay once the cause is fixed.
+    Failed,
 }
 
 impl Outcome {
@@ -39,6 +43,7 @@ impl Outcome {
             Self::Applied => "applied",
             Self::Stale => "stale",
             Self::Duplicate => "duplicate",
+            Self::Failed => "failed",
         }
     }
 }
@@ -56,8 +61,29 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
 }
 
+/// Errors that say nothing about the event itself: retry the transaction,
+/// or answer 503 with nothing written.
+fn is_passing(e: &sqlx::Error) -> bool {
+    is_retryable(e) || crate::db::is_unavailable(e)
+}
+
+/// What an operator needs to know about a refused change: Postgres's
+/// message and SQLSTATE (our own database, never a secret).
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => match (d.code(), d.constraint()) {
+            (Some(code), Some(c)) => format!("{} (SQLSTATE {code}, constraint {c})", d.message()),
+            (Some(code), None) => format!("{} (SQLSTATE {code})", d.message()),
+            _ => d.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// Records and applies one event in a single transaction: the event row,
 /// the roster row and the provisioning jobs commit together or not at all.
+/// When the database refuses the change itself, the event is stored as
+/// `failed` instead; a redelivery of a failed event tries it again.
 pub async fn ingest(
     pool: &PgPool,
     body: &ParsedBody,
@@ -69,7 +95,11 @@ pub async fn ingest(
         attempt += 1;
         match try_ingest(pool, body, source, roles).await {
             Err(ApplyError::Db(e)) if attempt < 3 && is_retryable(&e) => continue,
-            other => return other,
+            // Raced with a delivery of the same event: look again.
+            Ok(None) if attempt < 3 => continue,
+            Ok(None) => return Ok(Outcome::Duplicate),
+            Ok(Some(outcome)) => return Ok(outcome),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -79,7 +109,7 @@ async fn try_ingest(
     body: &ParsedBody,
     source: Source,
     roles: &RoleMap,
-) -> Result<Outcome, ApplyError> {
+) -> Result<Option<Outcome>, ApplyError> {
     let event = &body.event;
     let mut tx = pool.begin().await?;
     let fresh = store::insert_event(
@@ -91,19 +121,119 @@ async fn try_ingest(
     )
     .await?;
     if !fresh {
-        let stored = store::event_hash(&mut tx, &event.key.event_id).await?;
+        let stored = store::stored_event(&mut tx, &event.key.event_id).await?;
         tx.rollback().await?;
         return match stored {
-            Some(h) if h.as_slice() == body.payload_hash.as_slice() => Ok(Outcome::Duplicate),
-            _ => Err(ApplyError::Conflict),
+            Some(s) if s.payload_hash.as_slice() != body.payload_hash.as_slice() => {
+                Err(ApplyError::Conflict)
+            }
+            Some(s) if s.outcome == Outcome::Failed.as_str() => {
+                let mut tx = pool.begin().await?;
+                let again = reapply(&mut tx, &event.key.event_id, source.as_str(), roles).await?;
+                tx.commit().await?;
+                Ok(again.map(|r| r.outcome))
+            }
+            Some(_) => Ok(Some(Outcome::Duplicate)),
+            None => Ok(None),
         };
     }
-    let outcome = apply_to_roster(&mut tx, event, roles).await?;
-    if outcome == Outcome::Stale {
-        store::set_event_outcome(&mut tx, &event.key.event_id, outcome.as_str()).await?;
+    match apply_to_roster(&mut tx, event, roles).await {
+        Ok(outcome) => {
+            if outcome == Outcome::Stale {
+                store::set_event_outcome(&mut tx, &event.key.event_id, outcome.as_str()).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(outcome))
+        }
+        Err(e) if is_passing(&e) => Err(e.into()),
+        Err(e) => {
+            tx.rollback().await?;
+            let error = describe(&e);
+            tracing::error!(event_id = %event.key.event_id, %error, "event could not be applied; stored as failed");
+            let stored = store::insert_failed_event(
+                pool,
+                event,
+                &body.payload,
+                &body.payload_hash,
+                source.as_str(),
+                &error,
+            )
+            .await?;
+            Ok(stored.then_some(Outcome::Failed))
+        }
     }
-    tx.commit().await?;
-    Ok(outcome)
+}
+
+/// The result of applying a stored event again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reapplied {
+    pub user_id: String,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+/// Applies a stored event again through the apply path, with no signature
+/// or dedup check (newest-wins still holds), queues provisioning for the
+/// people it touches, and records the attempt under `actor`. Runs inside
+/// the caller's transaction; `None` when no such event is stored.
+pub async fn reapply(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    event_id: &EventId,
+    actor: &str,
+    roles: &RoleMap,
+) -> Result<Option<Reapplied>, sqlx::Error> {
+    let Some(stored) = store::lock_event(tx, event_id).await? else {
+        return Ok(None);
+    };
+    let (outcome, error) = match UserEvent::from_json(&stored.payload) {
+        Err(fields) => {
+            let why: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
+            let why = format!(
+                "the stored payload no longer passes the event rules ({})",
+                why.join("; ")
+            );
+            (Outcome::Failed, Some(why))
+        }
+        Ok(event) => {
+            // A savepoint, so a refused change leaves the transaction usable
+            // for recording the failure.
+            let mut sp = sqlx::Acquire::begin(&mut **tx).await?;
+            match apply_to_roster(&mut sp, &event, roles).await {
+                Ok(outcome) => {
+                    sp.commit().await?;
+                    let mut emails: Vec<String> = store::email_of(tx, &event.user_id)
+                        .await?
+                        .into_iter()
+                        .chain(match &event.change {
+                            Change::Upsert(p) => Some(p.email.as_str().to_owned()),
+                            Change::Delete => None,
+                        })
+                        .collect();
+                    emails.sort_unstable();
+                    emails.dedup();
+                    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+                    if !emails.is_empty() {
+                        crate::provision::jobs::enqueue(tx, &emails).await?;
+                    }
+                    (outcome, None)
+                }
+                Err(e) if is_passing(&e) => return Err(e),
+                Err(e) => {
+                    sp.rollback().await?;
+                    (Outcome::Failed, Some(describe(&e)))
+                }
+            }
+        }
+    };
+    store::record_reapply(tx, event_id, outcome.as_str(), error.as_deref(), actor).await?;
+    Ok(Some(Reapplied {
+        user_id: stored.user_id,
+        outcome,
+        error,
+    }))
 }
 
 /// Folds an event into its roster row and queues provisioning for every

@@ -243,7 +243,7 @@ pub async fn import(
     }
     if !dry_run {
         for body in &to_apply {
-            ingest(db, body, Source::Import, roles)
+            let outcome = ingest(db, body, Source::Import, roles)
                 .await
                 .map_err(|e| match e {
                     super::ApplyError::Db(e) => e,
@@ -252,6 +252,12 @@ pub async fn import(
                         sqlx::Error::Protocol("import event id reused".into())
                     }
                 })?;
+            if outcome == super::Outcome::Failed {
+                return Err(sqlx::Error::Protocol(format!(
+                    "the database refused record {}; event {} is stored as failed, replay it once the cause is fixed",
+                    body.event.user_id, body.event.key.event_id
+                )));
+            }
         }
     }
     Ok(report)

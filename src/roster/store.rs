@@ -247,16 +247,112 @@ pub async fn insert_event(
     Ok(inserted.is_some())
 }
 
-pub async fn event_hash(
+/// What dedup needs to know about an event already stored.
+pub struct StoredEvent {
+    pub payload_hash: Vec<u8>,
+    pub outcome: String,
+}
+
+pub async fn stored_event(
     conn: &mut PgConnection,
     event_id: &EventId,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select payload_hash from inbound_events where event_id = $1",
+) -> Result<Option<StoredEvent>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredEvent,
+        "select payload_hash, outcome from inbound_events where event_id = $1",
         event_id.as_str()
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Stores an event the database refused to apply, in its own transaction
+/// (the apply transaction is gone). `false` when a concurrent delivery
+/// stored the id first.
+pub async fn insert_failed_event(
+    pool: &sqlx::PgPool,
+    event: &UserEvent,
+    payload: &serde_json::Value,
+    payload_hash: &[u8],
+    source: &str,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query_scalar!(
+        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
+                                       payload_hash, source, outcome, error, processed_at)
+           values ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, now())
+           on conflict (event_id) do nothing
+           returning true as "inserted!""#,
+        event.key.event_id.as_str(),
+        event.event_type.as_str(),
+        event.key.at,
+        event.user_id.as_str(),
+        payload,
+        payload_hash,
+        source,
+        error,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+/// A stored event, locked so two replays of it run one after the other.
+pub struct LockedEvent {
+    pub user_id: String,
+    pub payload: serde_json::Value,
+}
+
+pub async fn lock_event(
+    conn: &mut PgConnection,
+    event_id: &EventId,
+) -> Result<Option<LockedEvent>, sqlx::Error> {
+    sqlx::query_as!(
+        LockedEvent,
+        "select user_id, payload from inbound_events where event_id = $1 for update",
+        event_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The email a record's profile carries now, if any.
+pub async fn email_of(
+    conn: &mut PgConnection,
+    id: &RecordId,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar!("select email from roster where id = $1", id.as_str())
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
+}
+
+/// Writes a re-application's result onto the event and into its history.
+pub async fn record_reapply(
+    conn: &mut PgConnection,
+    event_id: &EventId,
+    outcome: &str,
+    error: Option<&str>,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"with e as (
+               update inbound_events
+               set outcome = $2, error = $3, attempts = attempts + 1, processed_at = now()
+               where event_id = $1
+               returning event_id)
+           insert into event_replays (event_id, actor, outcome, error)
+           select event_id, $4, $2, $3 from e"#,
+        event_id.as_str(),
+        outcome,
+        error,
+        actor
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_event_outcome(

@@ -82,10 +82,12 @@ struct Snapshot {
 }
 
 async fn reset(db: &PgPool) {
-    sqlx::query("truncate roster, inbound_events, provisioning_jobs, provisioning_attempts")
-        .execute(db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "truncate roster, inbound_events, event_replays, provisioning_jobs, provisioning_attempts",
+    )
+    .execute(db)
+    .await
+    .unwrap();
 }
 
 async fn deliver(db: &PgPool, roles: &RoleMap, events: &[&Value]) {

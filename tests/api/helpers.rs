@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub const SECRET: &str = "test-secret-0123456789";
 /// The login service's bearer token in tests.
 pub const LOGIN_TOKEN: &str = "login-token-0123456789";
+/// The operator's admin token in tests; its name is `ops`.
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 /// A Standard Webhooks secret: base64 of 24 key bytes.
 pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -36,6 +38,10 @@ pub fn config() -> Config {
         login_tokens: rosterd::http::bearer::BearerTokens::parse(Some(
             &LOGIN_TOKEN.to_string().into(),
         )),
+        admin_tokens: rosterd::http::bearer::BearerTokens::parse_named(Some(
+            &format!("ops:{ADMIN_TOKEN}").into(),
+        ))
+        .unwrap(),
         directory: None,
         worker: None,
     }
@@ -114,6 +120,25 @@ impl TestApp {
             .send()
             .await
             .expect("request reaches the app")
+    }
+
+    /// An admin GET with the operator's token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// An admin POST with the operator's token and an optional JSON body.
+    pub async fn admin_post(&self, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.expect("request reaches the app")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,6 +2,7 @@
 //! Supabase provider's and the Airtable directory client's, which run
 //! against in-process stand-ins (GoTrue, Airtable).
 
+mod admin;
 mod airtable;
 mod cli;
 mod concurrency;

@@ -573,7 +573,7 @@ fn history() -> impl Strategy<Value = (Vec<Value>, Vec<usize>, Vec<bool>)> {
 
 async fn reset(db: &PgPool) {
     sqlx::query(
-        "truncate roster, inbound_events, provisioning_jobs, provisioning_attempts, auth_accounts",
+        "truncate roster, inbound_events, event_replays, provisioning_jobs, provisioning_attempts, auth_accounts",
     )
     .execute(db)
     .await

@@ -1,0 +1,60 @@
+//! The audit log: who did what to what, written with the change.
+
+use super::page::{parse_id_cursor, parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::AdminError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+/// Records one operator action. Pass the change's own transaction where
+/// there is one, so the row and the change commit together.
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    details: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into audit_log (actor, action, target, details) values ($1, $2, $3, $4)",
+        actor,
+        action,
+        target,
+        details
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Value,
+}
+
+/// Newest first.
+pub async fn list(
+    db: &PgPool,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<Page<Entry>, AdminError> {
+    let limit = parse_limit(limit, DEFAULT_LIMIT, MAX_LIMIT).map_err(AdminError::BadInput)?;
+    let before = parse_id_cursor(cursor).map_err(AdminError::BadInput)?;
+    let rows = sqlx::query_as!(
+        Entry,
+        r#"select id, at, actor, action, target, details from audit_log
+           where ($1::bigint is null or id < $1)
+           order by id desc limit $2"#,
+        before,
+        limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |e| e.id.to_string()))
+}

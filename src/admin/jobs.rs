@@ -1,0 +1,142 @@
+//! The provisioning queue for operators: list it, revive a dead job.
+
+use super::audit;
+use super::events::only_known;
+use super::page::{parse_id_cursor, parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::AdminError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+const STATES: [&str; 4] = ["pending", "running", "done", "dead"];
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: i64,
+    pub email: String,
+    pub status: String,
+    pub attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub dirty: bool,
+    pub last_action: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/admin/jobs?status=&limit=&cursor=`: newest first.
+pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<Job>, AdminError> {
+    only_known(params, &["status", "limit", "cursor"])?;
+    let status = params
+        .get("status")
+        .map(|s| {
+            STATES.into_iter().find(|k| k == s).ok_or_else(|| {
+                AdminError::BadInput("status must be one of pending, running, done, dead".into())
+            })
+        })
+        .transpose()?;
+    let limit = parse_limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    )
+    .map_err(AdminError::BadInput)?;
+    let before =
+        parse_id_cursor(params.get("cursor").map(String::as_str)).map_err(AdminError::BadInput)?;
+    let rows = sqlx::query_as!(
+        Job,
+        r#"select id, email, state as status, attempts, run_at, lease_until, dirty,
+                  last_action, last_error, created_at, updated_at
+           from provisioning_jobs
+           where ($1::text is null or state = $1) and ($2::bigint is null or id < $2)
+           order by id desc limit $3"#,
+        status,
+        before,
+        limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |j| j.id.to_string()))
+}
+
+/// A person's latest jobs, for the user view.
+pub async fn for_email(db: &PgPool, email: &str) -> Result<Vec<Job>, sqlx::Error> {
+    sqlx::query_as!(
+        Job,
+        r#"select id, email, state as status, attempts, run_at, lease_until, dirty,
+                  last_action, last_error, created_at, updated_at
+           from provisioning_jobs where email = $1 order by id desc limit 10"#,
+        email
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// `POST /api/admin/jobs/{id}/retry`: a dead job goes back to pending, due
+/// now, with a fresh attempt count. Only dead jobs, and only when no other
+/// job for that person is queued (one active job per person).
+pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminError> {
+    let id: i64 = raw_id
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| AdminError::BadInput("job id must be a positive whole number".into()))?;
+    let mut tx = db.begin().await?;
+    let job = sqlx::query!(
+        "select email, state from provisioning_jobs where id = $1 for update",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AdminError::NotFound)?;
+    if job.state != "dead" {
+        return Err(AdminError::Conflict(format!(
+            "job {id} is {}; only dead jobs can be retried",
+            job.state
+        )));
+    }
+    let active = sqlx::query_scalar!(
+        "select id from provisioning_jobs where email = $1 and state in ('pending', 'running')",
+        job.email
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(other) = active {
+        return Err(AdminError::Conflict(format!(
+            "job {other} for the same person is already queued; it will run instead"
+        )));
+    }
+    let revived = sqlx::query_as!(
+        Job,
+        r#"update provisioning_jobs
+           set state = 'pending', attempts = 0, run_at = now(), dirty = false,
+               lease_token = null, lease_until = null, updated_at = now()
+           where id = $1
+           returning id, email, state as status, attempts, run_at, lease_until, dirty,
+                     last_action, last_error, created_at, updated_at"#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        // A job for the person was queued between the check and the update.
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+            AdminError::Conflict("another job for the same person was just queued".into())
+        }
+        _ => AdminError::Db(e),
+    })?;
+    audit::record(
+        &mut tx,
+        actor,
+        "job.retry",
+        Some(&id.to_string()),
+        &json!({"email": revived.email}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revived)
+}

@@ -1,0 +1,28 @@
+//! What operators can see and do (CONTRACT §8): stored events and their
+//! replay, one person's whole state, the job queue, the audit log. The
+//! HTTP routes (`http::admin`) and the CLI both call these.
+
+pub mod audit;
+pub mod events;
+pub mod jobs;
+pub mod page;
+pub mod provision;
+pub mod replay;
+pub mod users;
+
+/// Why an operator's call did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A filter, cursor, limit or body the caller must fix.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("not found")]
+    NotFound,
+    /// The request is fine but the state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Provider(#[from] crate::provision::provider::ProviderError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}

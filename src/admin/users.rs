@@ -1,0 +1,121 @@
+//! One roster record with everything an operator asks about it: the row,
+//! its auth user as the provider sees it, its person's jobs, its events.
+
+use super::events::{recent_for_user, EventSummary};
+use super::jobs::{for_email, Job};
+use super::AdminError;
+use crate::event::RecordId;
+use crate::provision::provider::AuthProvider;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RosterRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: String,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub profile_at: Option<DateTime<Utc>>,
+    pub profile_event_id: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_event_id: Option<String>,
+    pub auth_user_id: Option<Uuid>,
+    pub auth_linked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The linked auth user as the provider reports it now.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthState {
+    /// `active`, `banned`, `missing` (linked but gone), `unlinked`, or
+    /// `unknown` when the provider did not answer.
+    pub state: &'static str,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserDetail {
+    pub user: RosterRow,
+    pub auth: AuthState,
+    pub jobs: Vec<Job>,
+    pub events: Vec<EventSummary>,
+}
+
+pub async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {
+    sqlx::query_as!(
+        RosterRow,
+        r#"select id, email, name, status as "status!", groups, roles, profile_at,
+                  profile_event_id, deleted_at, deleted_event_id, auth_user_id,
+                  auth_linked_at, created_at, updated_at
+           from roster where id = $1"#,
+        id.as_str()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AdminError::NotFound)
+}
+
+pub fn parse_id(raw: &str) -> Result<RecordId, AdminError> {
+    RecordId::parse(raw).map_err(|m| AdminError::BadInput(format!("user id {m}")))
+}
+
+/// `GET /api/admin/users/{id}`.
+pub async fn detail(
+    db: &PgPool,
+    provider: &dyn AuthProvider,
+    raw_id: &str,
+) -> Result<UserDetail, AdminError> {
+    let id = parse_id(raw_id)?;
+    let user = load_row(db, &id).await?;
+    let auth = match user.auth_user_id {
+        None => AuthState {
+            state: "unlinked",
+            user_id: None,
+            email: None,
+            roles: None,
+        },
+        Some(uid) => match provider.get_user(uid).await {
+            Ok(Some(u)) => AuthState {
+                state: if u.banned { "banned" } else { "active" },
+                user_id: Some(uid),
+                email: Some(u.email),
+                roles: Some(u.roles),
+            },
+            Ok(None) => AuthState {
+                state: "missing",
+                user_id: Some(uid),
+                email: None,
+                roles: None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "auth provider did not answer for the user view");
+                AuthState {
+                    state: "unknown",
+                    user_id: Some(uid),
+                    email: None,
+                    roles: None,
+                }
+            }
+        },
+    };
+    let jobs = match &user.email {
+        Some(email) => for_email(db, email).await?,
+        None => Vec::new(),
+    };
+    let events = recent_for_user(db, &id).await?;
+    Ok(UserDetail {
+        user,
+        auth,
+        jobs,
+        events,
+    })
+}

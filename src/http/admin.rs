@@ -1,0 +1,268 @@
+//! `/api/admin/...` (CONTRACT §8): operators' calls, each behind a named
+//! bearer token whose name is the actor in the audit log. Handlers only
+//! translate HTTP; the work is in `crate::admin`.
+
+use crate::admin::{self, AdminError};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Admin request bodies are small filters; anything bigger is a mistake.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/events", get(list_events))
+        .route("/api/admin/events/replay", post(replay_bulk))
+        .route("/api/admin/events/{event_id}", get(event_detail))
+        .route("/api/admin/events/{event_id}/replay", post(replay_one))
+        .route("/api/admin/users/{id}", get(user_detail))
+        .route("/api/admin/users/{id}/provision", post(provision_user))
+        .route("/api/admin/provision", post(reconcile))
+        .route("/api/admin/jobs", get(list_jobs))
+        .route("/api/admin/jobs/{id}/retry", post(retry_job))
+        .route("/api/admin/audit", get(audit_log))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The operator a request comes from: the name of its admin token. Every
+/// handler takes it first, so an unauthorised caller learns nothing, not
+/// even whether its filters were valid.
+pub struct Operator(pub String);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state
+            .config
+            .admin_tokens
+            .identify(&parts.headers)
+            .map(|name| Operator(name.to_owned()))
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::BadInput(m) => ApiError::BadRequest(m),
+            AdminError::NotFound => ApiError::NotFound,
+            AdminError::Conflict(m) => ApiError::Conflict(m),
+            AdminError::Provider(e) => {
+                tracing::warn!(error = %e, "auth provider call failed");
+                if e.is_transient() {
+                    ApiError::ProviderUnavailable
+                } else {
+                    ApiError::ProviderFailed
+                }
+            }
+            AdminError::Db(e) => ApiError::from_db(e),
+        }
+    }
+}
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
+    p.map(|Query(p)| p)
+        .map_err(|_| ApiError::BadRequest("malformed query string".into()))
+}
+
+/// A JSON object body; an empty body means `{}` where that is allowed.
+fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    empty_ok: bool,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("could not read the request body".into())
+        }
+    })?;
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) && empty_ok {
+        b"{}"
+    } else {
+        &body
+    };
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+async fn list_events(
+    _: Operator,
+    State(state): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = admin::events::list(&state.db, &params(p)?).await?;
+    Ok(Json(
+        json!({"events": page.items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+async fn event_detail(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<admin::events::EventDetail>, ApiError> {
+    Ok(Json(admin::events::detail(&state.db, &event_id).await?))
+}
+
+async fn replay_one(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = admin::replay::replay_one(&state.db, &state.config.roles, &actor, &event_id).await?;
+    state.wakeup.poke();
+    Ok(Json(json!({
+        "eventId": event_id,
+        "userId": r.user_id,
+        "outcome": r.outcome.as_str(),
+        "error": r.error,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BulkRequest {
+    status: Option<String>,
+    event_type: Option<String>,
+    user_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    limit: Option<i64>,
+}
+
+async fn replay_bulk(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<admin::replay::BulkReport>, ApiError> {
+    let req: BulkRequest = json_body(body, false)?;
+    let filter = admin::events::EventFilter::parse(&admin::events::RawFilter {
+        status: req.status,
+        event_type: req.event_type,
+        user_id: req.user_id,
+        since: req.since,
+        until: req.until,
+    })?;
+    let report = admin::replay::replay_bulk(
+        &state.db,
+        &state.config.roles,
+        &actor,
+        &filter,
+        req.limit.unwrap_or(admin::replay::DEFAULT_BULK_LIMIT),
+        req.dry_run,
+    )
+    .await?;
+    if !req.dry_run {
+        state.wakeup.poke();
+    }
+    Ok(Json(report))
+}
+
+async fn user_detail(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::users::UserDetail>, ApiError> {
+    Ok(Json(
+        admin::users::detail(&state.db, state.provider.as_ref(), &id).await?,
+    ))
+}
+
+async fn provision_user(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::provision::Provisioned>, ApiError> {
+    Ok(Json(
+        admin::provision::provision_one(&state.db, state.provider.as_ref(), &actor, &id).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReconcileRequest {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn reconcile(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: ReconcileRequest = json_body(body, true)?;
+    // Runs to the end even if the caller hangs up, so the audit row and
+    // the report always match what was done.
+    let task = tokio::spawn(async move {
+        admin::provision::reconcile_all(&state.db, state.provider.as_ref(), &actor, req.dry_run)
+            .await
+    });
+    let report = task
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("reconcile task: {e}")))??;
+    let mut body = json!(report);
+    body["dryRun"] = json!(req.dry_run);
+    Ok(Json(body))
+}
+
+async fn list_jobs(
+    _: Operator,
+    State(state): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = admin::jobs::list(&state.db, &params(p)?).await?;
+    Ok(Json(
+        json!({"jobs": page.items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+async fn retry_job(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::jobs::Job>, ApiError> {
+    let job = admin::jobs::retry(&state.db, &actor, &id).await?;
+    state.wakeup.poke();
+    Ok(Json(job))
+}
+
+async fn audit_log(
+    _: Operator,
+    State(state): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let p = params(p)?;
+    admin::events::only_known(&p, &["limit", "cursor"])?;
+    let page = admin::audit::list(
+        &state.db,
+        p.get("limit").map(String::as_str),
+        p.get("cursor").map(String::as_str),
+    )
+    .await?;
+    Ok(Json(
+        json!({"entries": page.items, "nextCursor": page.next_cursor}),
+    ))
+}
