@@ -465,6 +465,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = args.resolve()?;
     let pool = connect(&config.db).await?;
     migrate(&pool).await?;
+    if args.rls_check_enabled {
+        check_rls(&pool).await?;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", config.bind_addr))?;
@@ -500,6 +503,30 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     served.map_err(|e| anyhow::anyhow!("server error: {e}"))?;
     pool.close().await;
     tracing::info!("rosterd stopped");
+    Ok(())
+}
+
+/// Other roles (Supabase's `authenticated`) read this database under the
+/// policies of our migrations; a table with RLS off would be open to them,
+/// so `serve` stops before listening. RLS that applies to rosterd itself
+/// would hide every row from it, so that stops it too.
+async fn check_rls(pool: &sqlx::PgPool) -> Result<(), Failure> {
+    let failed = |e: sqlx::Error| anyhow::anyhow!("checking row-level security: {e}");
+    let mut conn = pool.acquire().await.map_err(failed)?;
+    let off = db::tables_without_rls(&mut conn).await.map_err(failed)?;
+    if !off.is_empty() {
+        return Err(Failure::Config(format!(
+            "RLS_CHECK: row-level security is off on table(s) {}; run \"alter table <name> enable row level security\" for each, or set RLS_CHECK_ENABLED=false",
+            off.join(", ")
+        )));
+    }
+    let restricted = db::tables_rls_restricts(&mut conn).await.map_err(failed)?;
+    if !restricted.is_empty() {
+        return Err(Failure::Config(format!(
+            "RLS_CHECK: row-level security applies to rosterd's own database role on table(s) {}, so it would see none of their rows; connect as the tables' owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS, or set RLS_CHECK_ENABLED=false",
+            restricted.join(", ")
+        )));
+    }
     Ok(())
 }
 

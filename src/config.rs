@@ -273,6 +273,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
+    /// Refuse to start while row-level security is off on a table in
+    /// rosterd's schema (or applies to rosterd's own role).
+    #[arg(long, env = "RLS_CHECK_ENABLED", default_value = "true", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub rls_check_enabled: bool,
     /// Webhook signing secrets, comma-separated (several during a rotation).
     /// `whsec_` secrets are base64; others are their UTF-8 bytes (≥ 16).
     #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET", hide_env_values = true, value_parser = secret_parser)]

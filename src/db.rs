@@ -4,7 +4,7 @@ use crate::config::DatabaseConfig;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -67,4 +67,42 @@ pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
     Ok(MIGRATOR
         .iter()
         .all(|m| applied.binary_search(&m.version).is_ok()))
+}
+
+/// Tables in rosterd's schema (`current_schema()`) with row-level security
+/// off. Every table there counts, not only those of our migrations, so one
+/// added later is covered too. sqlx's `_sqlx_migrations` is left out: it is
+/// sqlx's, not ours to alter, and holds only migration names and checksums.
+pub async fn tables_without_rls(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select c.relname::text from pg_catalog.pg_class c
+          where c.relnamespace = (select oid from pg_catalog.pg_namespace
+                                   where nspname = current_schema())
+            and c.relkind in ('r', 'p')
+            and c.relname <> '_sqlx_migrations'
+            and not c.relrowsecurity
+          order by 1",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Tables in rosterd's schema whose policies would apply to rosterd's own
+/// role: it neither owns them (nor has its owner's privileges) nor bypasses
+/// RLS, or they force RLS on their owner. rosterd has no policy of its own,
+/// so it would read none of their rows and every write would fail.
+pub async fn tables_rls_restricts(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select c.relname::text from pg_catalog.pg_class c
+          where c.relnamespace = (select oid from pg_catalog.pg_namespace
+                                   where nspname = current_schema())
+            and c.relkind in ('r', 'p')
+            and c.relrowsecurity
+            and (c.relforcerowsecurity or not pg_catalog.pg_has_role(c.relowner, 'USAGE'))
+            and not (select r.rolsuper or r.rolbypassrls from pg_catalog.pg_roles r
+                      where r.rolname = current_user)
+          order by 1",
+    )
+    .fetch_all(conn)
+    .await
 }

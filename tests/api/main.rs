@@ -17,6 +17,7 @@ mod provisioning;
 mod push;
 mod readthrough;
 mod reconcile;
+mod rls;
 mod shutdown;
 mod signatures;
 mod supabase_provider;
