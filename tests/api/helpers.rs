@@ -252,3 +252,50 @@ pub fn url_of(opts: &PgConnectOptions) -> String {
         opts.get_database().unwrap()
     )
 }
+
+/// A port nobody listens on right now, for a spawned `rosterd serve`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `#[sqlx::test]` database as a pool, with every migration applied
+/// (for tests that take `PgConnectOptions` to hand the URL to the binary).
+pub async fn migrated(opts: &PgConnectOptions) -> PgPool {
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .connect_with(opts.clone())
+        .await
+        .unwrap();
+    rosterd::db::MIGRATOR.run(&db).await.unwrap();
+    db
+}
+
+/// Polls `/readyz` of a spawned service until it answers 200 (bounded).
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not become ready");
+}
+
+/// A password for database URLs handed to the binary: the test cluster
+/// trusts loopback and ignores it, so a test can tell it is never printed.
+pub const DB_PASSWORD: &str = "db-hunter2-password";
+
+pub fn url_with_password(opts: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}:{DB_PASSWORD}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap()
+    )
+}

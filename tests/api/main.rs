@@ -11,6 +11,7 @@ mod directory_client;
 mod gotrue;
 mod helpers;
 mod inbound;
+mod logs;
 mod lookup;
 mod ops;
 mod provisioning;

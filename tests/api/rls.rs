@@ -353,28 +353,6 @@ async fn the_start_up_checks_see_rls_off_and_rls_that_would_bind_rosterd(db: PgP
     assert!(!bound.contains(&"roster".to_string()), "{bound:?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-const PASSWORD: &str = "rls-hunter2-password";
-
-/// The test database's URL with a password in it (trust auth ignores it),
-/// so a test can tell it is never printed.
-fn url_with_password(opts: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}:{PASSWORD}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap()
-    )
-}
-
 fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_rosterd"))
         .arg("serve")
@@ -406,15 +384,6 @@ fn exit_within(mut child: Child, limit: Duration) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-async fn migrated(opts: &PgConnectOptions) -> PgPool {
-    let db = PgPoolOptions::new()
-        .connect_with(opts.clone())
-        .await
-        .unwrap();
-    rosterd::db::MIGRATOR.run(&db).await.unwrap();
-    db
-}
-
 #[sqlx::test]
 async fn serve_refuses_to_start_while_a_table_has_rls_off(
     _p: PgPoolOptions,
@@ -440,7 +409,7 @@ async fn serve_refuses_to_start_while_a_table_has_rls_off(
     );
     assert!(stderr.contains("RLS_CHECK_ENABLED=false"), "{stderr}");
     assert!(
-        !stderr.contains(PASSWORD) && !stderr.contains(SECRET),
+        !stderr.contains(DB_PASSWORD) && !stderr.contains(SECRET),
         "{stderr}"
     );
 

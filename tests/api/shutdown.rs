@@ -7,21 +7,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[sqlx::test]
 async fn sigterm_lets_the_request_in_flight_finish(_p: PgPoolOptions, opts: PgConnectOptions) {
-    let db = PgPoolOptions::new()
-        .connect_with(opts.clone())
-        .await
-        .unwrap();
-    rosterd::db::MIGRATOR.run(&db).await.unwrap();
+    let db = migrated(&opts).await;
     let h = crate::provisioning::Harness::local(db.clone());
     h.apply(&upsert_event(
         "user.created",
@@ -52,18 +40,7 @@ async fn sigterm_lets_the_request_in_flight_finish(_p: PgPoolOptions, opts: PgCo
         .unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    // Ready when /readyz says so (bounded).
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the service came up");
+    wait_ready(&client, &base).await;
 
     let request = tokio::spawn({
         let client = client.clone();
