@@ -64,6 +64,22 @@ pub async fn ingest(
     source: Source,
     roles: &RoleMap,
 ) -> Result<Outcome, ApplyError> {
+    let result = ingest_retrying(pool, body, source, roles).await;
+    let outcome = match &result {
+        Ok(outcome) => outcome.as_str(),
+        Err(ApplyError::Conflict) => "conflict",
+        Err(ApplyError::Db(_)) => "error",
+    };
+    crate::metrics::event(source.as_str(), body.event.event_type.as_str(), outcome);
+    result
+}
+
+async fn ingest_retrying(
+    pool: &PgPool,
+    body: &ParsedBody,
+    source: Source,
+    roles: &RoleMap,
+) -> Result<Outcome, ApplyError> {
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -11,6 +11,7 @@ mod gotrue;
 mod helpers;
 mod inbound;
 mod lookup;
+mod metrics;
 mod ops;
 mod provisioning;
 mod push;
