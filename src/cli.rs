@@ -463,6 +463,8 @@ async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = args.resolve()?;
+    // Before the worker starts, so that its first jobs are counted too.
+    crate::metrics::install();
     let pool = connect(&config.db).await?;
     migrate(&pool).await?;
     if args.rls_check_enabled {

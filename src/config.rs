@@ -213,13 +213,14 @@ impl ProviderArgs {
 
 impl ProviderConfig {
     pub fn build(&self, db: PgPool) -> Arc<dyn AuthProvider> {
-        match self {
+        let provider: Arc<dyn AuthProvider> = match self {
             Self::Local => Arc::new(LocalProvider::new(db)),
             Self::Supabase { url, key, timeout } => Arc::new(
                 SupabaseProvider::new(url, key.clone(), *timeout)
                     .expect("validated when the configuration was resolved"),
             ),
-        }
+        };
+        crate::provision::provider::metered::Metered::wrap(provider)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod lookup;
+pub mod metrics;
 pub mod provision;
 pub mod roster;
 pub mod signature;

@@ -1,5 +1,5 @@
 //! Logging: `tracing` to stderr, JSON when `LOG_FORMAT=json`, and a request
-//! id on every line of a request.
+//! id on every line of a request; and request metrics ([`crate::metrics`]).
 
 use axum::http::Request;
 use axum::Router;
@@ -28,9 +28,12 @@ pub fn init(format: LogFormat) {
 
 /// Request ids (generated unless the caller sent `x-request-id`), echoed
 /// back, and a span per request carrying the id and the matched route —
-/// never headers or bodies, which hold signatures and tokens.
+/// never headers or bodies, which hold signatures and tokens. Installs the
+/// metrics recorder, so that every app built has a working `/metrics`.
 pub fn layer(app: Router) -> Router {
-    app.layer(PropagateRequestIdLayer::x_request_id())
+    crate::metrics::install();
+    app.layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let request_id = req

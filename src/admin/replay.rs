@@ -33,7 +33,12 @@ pub async fn replay_one(
     )
     .await?;
     tx.commit().await?;
+    count(&result);
     Ok(result)
+}
+
+fn count(r: &Reapplied) {
+    crate::metrics::event("replay", r.event_type.as_str(), r.outcome.as_str());
 }
 
 /// Events a bulk replay takes when the caller does not say.
@@ -124,10 +129,12 @@ pub async fn replay_bulk(
     }
     for id in &ids {
         let mut tx = db.begin().await?;
-        if let Some(r) = reapply(&mut tx, id, actor, roles).await? {
-            report.count(r.outcome);
-        }
+        let result = reapply(&mut tx, id, actor, roles).await?;
         tx.commit().await?;
+        if let Some(r) = result {
+            report.count(r.outcome);
+            count(&r);
+        }
     }
     audit::record(
         &mut *db.acquire().await?,

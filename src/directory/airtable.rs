@@ -248,6 +248,19 @@ impl AirtableDirectory {
         email: &str,
         deadline: Instant,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
+        observe(
+            "find_by_email",
+            self.find_by_email_uncounted(email, deadline),
+            found,
+        )
+        .await
+    }
+
+    async fn find_by_email_uncounted(
+        &self,
+        email: &str,
+        deadline: Instant,
+    ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         let wanted = email.trim();
         // Nobody's email is empty, over-long or holds control characters, so
         // these cannot match; not sending them also keeps line breaks out of
@@ -307,6 +320,14 @@ impl AirtableDirectory {
         record_id: &str,
         deadline: Instant,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
+        observe("get", self.get_uncounted(record_id, deadline), found).await
+    }
+
+    async fn get_uncounted(
+        &self,
+        record_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         // Anything else cannot be a record id, and must not reach the path.
         if !is_record_id(record_id) {
             return Ok(None);
@@ -337,6 +358,14 @@ impl AirtableDirectory {
     /// `Rejected` with `LIST_RECORDS_ITERATOR_NOT_AVAILABLE` in the message:
     /// start again without one.
     pub async fn list_page(
+        &self,
+        offset: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(Vec<DirectoryRecord>, Option<String>), DirectoryError> {
+        observe("list", self.list_page_uncounted(offset, deadline), |_| "ok").await
+    }
+
+    async fn list_page_uncounted(
         &self,
         offset: Option<&str>,
         deadline: Instant,
@@ -387,6 +416,7 @@ impl AirtableDirectory {
             self.acquire(what, deadline).await?;
             match self.send(what, url, query, deadline).await {
                 Err(Failure::Api(e)) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+                    crate::metrics::directory_rate_limited();
                     let until = self.pause_after_429();
                     if retried || until >= deadline {
                         return Err(Failure::Other(DirectoryError::Unavailable(format!(
@@ -515,6 +545,32 @@ impl AirtableDirectory {
             groups: f.get(&self.fields.groups).map(groups).unwrap_or_default(),
             id: r.id,
         }
+    }
+}
+
+/// Counts and times one call by its operation and how it ended; what was
+/// asked for (an email, a record id) never becomes a label.
+async fn observe<T>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, DirectoryError>>,
+    ok_label: fn(&T) -> &'static str,
+) -> Result<T, DirectoryError> {
+    let started = std::time::Instant::now();
+    let r = call.await;
+    let result = match &r {
+        Ok(v) => ok_label(v),
+        Err(DirectoryError::Unavailable(_)) => "unavailable",
+        Err(DirectoryError::Rejected(_)) => "rejected",
+    };
+    crate::metrics::directory_call(operation, result, started.elapsed());
+    r
+}
+
+fn found(record: &Option<DirectoryRecord>) -> &'static str {
+    if record.is_some() {
+        "found"
+    } else {
+        "not_found"
     }
 }
 

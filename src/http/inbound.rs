@@ -44,6 +44,7 @@ async fn inbound(
     let now = chrono::Utc::now().timestamp();
     if state.config.verifier.verify(&headers, &body, now).is_err() {
         tracing::warn!("inbound event with an invalid signature");
+        crate::metrics::signature_failure();
         return Err(ApiError::InvalidSignature);
     }
     let parsed = ParsedBody::from_slice(&body).map_err(|e| match e {

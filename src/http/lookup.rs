@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::event::{Email, RecordId};
-use crate::lookup::{lookup, Answer, Key, LookupError};
+use crate::lookup::{lookup, Answer, Key, LookupError, Source};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,7 +45,9 @@ async fn handle(
     let Query(params) =
         params.map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
     let key = parse_key(&params)?;
-    let answer = lookup(&state, &key).await.map_err(|e| match e {
+    let answer = lookup(&state, &key).await;
+    crate::metrics::lookup(outcome(&answer));
+    let answer = answer.map_err(|e| match e {
         LookupError::ProvisioningPending(detail) => {
             tracing::warn!(%detail, "inline provisioning failed; the job stays queued");
             ApiError::ProvisioningPending
@@ -71,4 +73,23 @@ async fn handle(
         )
             .into_response(),
     })
+}
+
+/// The metrics label of a lookup's result.
+fn outcome(answer: &Result<Answer, LookupError>) -> &'static str {
+    match answer {
+        Ok(Answer::Active {
+            source: Source::Roster,
+            ..
+        }) => "roster",
+        Ok(Answer::Active {
+            source: Source::Directory,
+            ..
+        }) => "directory",
+        Ok(Answer::Inactive { .. }) => "inactive",
+        Ok(Answer::NotFound) => "not_found",
+        Err(LookupError::DirectoryUnavailable(_)) => "directory_unavailable",
+        Err(LookupError::ProvisioningPending(_)) => "provisioning_pending",
+        Err(LookupError::Db(_)) => "error",
+    }
 }

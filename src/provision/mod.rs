@@ -57,6 +57,19 @@ pub async fn provision_person(
     provider: &dyn AuthProvider,
     email: &Email,
 ) -> Result<Action, ProvisionError> {
+    let result = provision(db, provider, email).await;
+    crate::metrics::provisioned(match &result {
+        Ok(action) => action.as_str(),
+        Err(_) => "failed",
+    });
+    result
+}
+
+async fn provision(
+    db: &PgPool,
+    provider: &dyn AuthProvider,
+    email: &Email,
+) -> Result<Action, ProvisionError> {
     let person = load(&mut *db.acquire().await?, email).await?;
     let mut others = Vec::new();
     for id in &person.other_links {

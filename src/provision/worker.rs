@@ -168,7 +168,7 @@ impl Worker {
             }
         };
         let finish = self.outcome(&job, result);
-        match jobs::finish(&self.db, &job, &finish).await {
+        let recorded = match jobs::finish(&self.db, &job, &finish).await {
             Ok(true) => Some(finish),
             Ok(false) => {
                 tracing::warn!(job = job.id, "result discarded: the claim was lost");
@@ -179,7 +179,14 @@ impl Worker {
                 tracing::warn!(job = job.id, error = %e, "recording the result failed");
                 None
             }
-        }
+        };
+        crate::metrics::job_finished(match &recorded {
+            Some(Finish::Done { .. }) => "done",
+            Some(Finish::Retry { .. }) => "retried",
+            Some(Finish::Dead { .. }) => "dead",
+            None => "discarded",
+        });
+        recorded
     }
 
     fn outcome(

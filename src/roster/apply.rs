@@ -3,7 +3,7 @@
 
 use super::merge::merge;
 use super::store;
-use crate::event::{Change, EventId, ParsedBody, UserEvent};
+use crate::event::{Change, EventId, EventType, ParsedBody, UserEvent};
 use crate::provision::roles::RoleMap;
 use sqlx::{PgConnection, PgPool};
 
@@ -90,6 +90,22 @@ pub async fn ingest(
     source: Source,
     roles: &RoleMap,
 ) -> Result<Outcome, ApplyError> {
+    let result = ingest_retrying(pool, body, source, roles).await;
+    let outcome = match &result {
+        Ok(outcome) => outcome.as_str(),
+        Err(ApplyError::Conflict) => "conflict",
+        Err(ApplyError::Db(_)) => "error",
+    };
+    crate::metrics::event(source.as_str(), body.event.event_type.as_str(), outcome);
+    result
+}
+
+async fn ingest_retrying(
+    pool: &PgPool,
+    body: &ParsedBody,
+    source: Source,
+    roles: &RoleMap,
+) -> Result<Outcome, ApplyError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -167,6 +183,7 @@ async fn try_ingest(
 /// The result of applying a stored event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reapplied {
+    pub event_type: EventType,
     pub user_id: String,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -185,6 +202,8 @@ pub async fn reapply(
     let Some(stored) = store::lock_event(tx, event_id).await? else {
         return Ok(None);
     };
+    let event_type =
+        EventType::parse(&stored.event_type).map_err(|e| sqlx::Error::Decode(e.into()))?;
     let (outcome, error) = match UserEvent::from_json(&stored.payload) {
         Err(fields) => {
             let why: Vec<String> = fields
@@ -230,6 +249,7 @@ pub async fn reapply(
     };
     store::record_reapply(tx, event_id, outcome.as_str(), error.as_deref(), actor).await?;
     Ok(Some(Reapplied {
+        event_type,
         user_id: stored.user_id,
         outcome,
         error,

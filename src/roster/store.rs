@@ -299,6 +299,7 @@ pub async fn insert_failed_event(
 
 /// A stored event, locked so two replays of it run one after the other.
 pub struct LockedEvent {
+    pub event_type: String,
     pub user_id: String,
     pub payload: serde_json::Value,
 }
@@ -309,7 +310,7 @@ pub async fn lock_event(
 ) -> Result<Option<LockedEvent>, sqlx::Error> {
     sqlx::query_as!(
         LockedEvent,
-        "select user_id, payload from inbound_events where event_id = $1 for update",
+        "select event_type, user_id, payload from inbound_events where event_id = $1 for update",
         event_id.as_str()
     )
     .fetch_optional(conn)

@@ -13,6 +13,7 @@ mod helpers;
 mod inbound;
 mod logs;
 mod lookup;
+mod metrics;
 mod ops;
 mod provisioning;
 mod push;

@@ -3,6 +3,7 @@
 //! this trait is written once.
 
 pub mod local;
+pub mod metered;
 pub mod supabase;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,412 @@
+//! Prometheus metrics (CONTRACT §9), served at `GET /metrics`.
+//!
+//! Two kinds live here. What the process does (events, signature failures,
+//! request latency, provider and directory calls, jobs finished) is counted
+//! where it happens, through the functions below, into one process-wide
+//! `metrics` recorder. What the database holds (jobs by state, queue depth,
+//! roster conflicts) is read at scrape time, so it is right whichever
+//! replica did the work, and is left out of a scrape when the database does
+//! not answer rather than shown stale.
+//!
+//! Labels only ever take values from small fixed sets (route templates,
+//! status codes, outcome names): never an email, an id or a token.
+
+use ::metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use std::fmt::Write;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const EVENTS: &str = "rosterd_events_total";
+pub const SIGNATURE_FAILURES: &str = "rosterd_signature_failures_total";
+pub const HTTP_DURATION: &str = "rosterd_http_request_duration_seconds";
+pub const LOOKUPS: &str = "rosterd_lookups_total";
+pub const PROVIDER_CALLS: &str = "rosterd_provider_calls_total";
+pub const PROVIDER_DURATION: &str = "rosterd_provider_call_duration_seconds";
+pub const PROVISIONS: &str = "rosterd_provisions_total";
+pub const JOBS_FINISHED: &str = "rosterd_jobs_finished_total";
+pub const DIRECTORY_CALLS: &str = "rosterd_directory_calls_total";
+pub const DIRECTORY_DURATION: &str = "rosterd_directory_call_duration_seconds";
+pub const DIRECTORY_RATE_LIMITED: &str = "rosterd_directory_rate_limited_total";
+
+/// The Prometheus text format version scrapers expect.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// From a fast roster hit (sub-millisecond) to a provider or directory call
+/// waiting out its timeout (10 s).
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Histogram samples pile up in memory until drained; scrapes drain them,
+/// and this does when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// A scrape should answer within a scraper's timeout (10 s by default)
+/// even when the database hangs.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder; later calls do nothing. Until it
+/// runs, every count below is a no-op (as in the CLI commands, which have
+/// no endpoint to show counts on).
+pub fn install() {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+            .expect("the bucket list is not empty");
+        match builder.install_recorder() {
+            Ok(handle) => {
+                describe();
+                spawn_upkeep(handle.clone());
+                Some(handle)
+            }
+            Err(e) => {
+                // Only when something else installed a recorder first.
+                tracing::warn!(error = %e, "metrics recorder not installed; /metrics shows database gauges only");
+                None
+            }
+        }
+    });
+}
+
+fn spawn_upkeep(handle: PrometheusHandle) {
+    // A thread rather than a task: the recorder outlives any one runtime
+    // (tests start many).
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; scrapes still drain histograms");
+    }
+}
+
+fn describe() {
+    describe_counter!(
+        EVENTS,
+        "Events through the apply path, by type, outcome (applied, stale, duplicate, failed, conflict, error) and source"
+    );
+    describe_counter!(
+        SIGNATURE_FAILURES,
+        "Inbound requests refused for a missing, wrong or expired signature"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency until the response head, by method, route template and status"
+    );
+    describe_counter!(
+        LOOKUPS,
+        "Login lookups by outcome (roster, directory, inactive, not_found, directory_unavailable, provisioning_pending, error)"
+    );
+    describe_counter!(
+        PROVIDER_CALLS,
+        "Auth provider calls by action and result (ok, email_exists, id_exists, not_found, transient, permanent)"
+    );
+    describe_histogram!(
+        PROVIDER_DURATION,
+        Unit::Seconds,
+        "Auth provider call latency by action"
+    );
+    describe_counter!(
+        PROVISIONS,
+        "People provisioned, by action (created, restored, decommissioned, updated, unchanged, failed)"
+    );
+    describe_counter!(
+        JOBS_FINISHED,
+        "Provisioning job attempts by result (done, retried, dead, discarded)"
+    );
+    describe_counter!(
+        DIRECTORY_CALLS,
+        "Directory (Airtable) calls by operation and result (found, not_found, ok, unavailable, rejected)"
+    );
+    describe_histogram!(
+        DIRECTORY_DURATION,
+        Unit::Seconds,
+        "Directory call latency by operation, including rate-limit waits"
+    );
+    describe_counter!(
+        DIRECTORY_RATE_LIMITED,
+        "429 answers from the directory (each pauses calls to it for 30 s)"
+    );
+    // Present from the start, so that rate() has a first sample.
+    counter!(SIGNATURE_FAILURES).absolute(0);
+}
+
+/// One event through the apply path.
+pub fn event(source: &'static str, event_type: &'static str, outcome: &'static str) {
+    counter!(EVENTS, "type" => event_type, "outcome" => outcome, "source" => source).increment(1);
+}
+
+pub fn signature_failure() {
+    counter!(SIGNATURE_FAILURES).increment(1);
+}
+
+pub fn lookup(outcome: &'static str) {
+    counter!(LOOKUPS, "outcome" => outcome).increment(1);
+}
+
+pub fn provider_call(action: &'static str, result: &'static str, took: Duration) {
+    counter!(PROVIDER_CALLS, "action" => action, "result" => result).increment(1);
+    histogram!(PROVIDER_DURATION, "action" => action).record(took.as_secs_f64());
+}
+
+pub fn provisioned(action: &'static str) {
+    counter!(PROVISIONS, "action" => action).increment(1);
+}
+
+pub fn job_finished(result: &'static str) {
+    counter!(JOBS_FINISHED, "result" => result).increment(1);
+}
+
+pub fn directory_call(operation: &'static str, result: &'static str, took: Duration) {
+    counter!(DIRECTORY_CALLS, "operation" => operation, "result" => result).increment(1);
+    histogram!(DIRECTORY_DURATION, "operation" => operation).record(took.as_secs_f64());
+}
+
+pub fn directory_rate_limited() {
+    counter!(DIRECTORY_RATE_LIMITED).increment(1);
+}
+
+/// Middleware: times every request by its route template, so the series
+/// stay bounded whatever paths clients try.
+pub async fn track_requests(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    histogram!(
+        HTTP_DURATION,
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Extension methods are any token a client likes; they share one series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The scrape: the process's counters, then the database's gauges.
+pub async fn render(db: &PgPool) -> String {
+    let mut out = HANDLE
+        .get()
+        .and_then(Option::as_ref)
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    let snapshot = match tokio::time::timeout(SNAPSHOT_TIMEOUT, Snapshot::read(db)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: database gauges unavailable");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: database gauges timed out");
+            None
+        }
+    };
+    write_database(&mut out, snapshot.as_ref());
+    out
+}
+
+/// What the database says at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Jobs by state: pending, running, done, dead.
+    pub jobs: [(&'static str, i64); 4],
+    /// Jobs a worker may claim now: pending and due, or running with a
+    /// lapsed lease (the same rule as the claim).
+    pub queue_depth: i64,
+    /// How long the longest-waiting of those has been claimable.
+    pub queue_oldest_secs: f64,
+    /// Roster rows by status: active, disabled, deleted.
+    pub roster: [(&'static str, i64); 3],
+    /// Emails held by more than one live row.
+    pub conflicts: i64,
+}
+
+impl Snapshot {
+    /// One statement: scalar counts that use the state and due indexes,
+    /// and one pass over the roster.
+    pub async fn read(db: &PgPool) -> Result<Self, sqlx::Error> {
+        let r = sqlx::query!(
+            r#"select
+                   (select count(*) from provisioning_jobs where state = 'pending') as "pending!",
+                   (select count(*) from provisioning_jobs where state = 'running') as "running!",
+                   (select count(*) from provisioning_jobs where state = 'done') as "done!",
+                   (select count(*) from provisioning_jobs where state = 'dead') as "dead!",
+                   due.n as "due!",
+                   coalesce(extract(epoch from now() - due.since), 0)::float8 as "oldest!",
+                   r.active as "active!",
+                   r.disabled as "disabled!",
+                   r.deleted as "deleted!",
+                   (select count(*) from (
+                        select 1 from roster
+                        where status <> 'deleted' and email is not null
+                        group by email having count(*) > 1) c) as "conflicts!"
+               from (select count(*) as n,
+                            min(case when state = 'pending' then run_at else lease_until end) as since
+                     from provisioning_jobs
+                     where (state = 'pending' and run_at <= now())
+                        or (state = 'running' and lease_until < now())) due,
+                    (select count(*) filter (where status = 'active') as active,
+                            count(*) filter (where status = 'disabled') as disabled,
+                            count(*) filter (where status = 'deleted') as deleted
+                     from roster) r"#
+        )
+        .fetch_one(db)
+        .await?;
+        Ok(Self {
+            jobs: [
+                ("pending", r.pending),
+                ("running", r.running),
+                ("done", r.done),
+                ("dead", r.dead),
+            ],
+            queue_depth: r.due,
+            queue_oldest_secs: r.oldest.max(0.0),
+            roster: [
+                ("active", r.active),
+                ("disabled", r.disabled),
+                ("deleted", r.deleted),
+            ],
+            conflicts: r.conflicts,
+        })
+    }
+}
+
+/// The database's gauges in the text format; without a snapshot only
+/// `rosterd_database_up 0`, so a dashboard shows a gap, not stale numbers.
+pub fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
+    family(
+        out,
+        "rosterd_database_up",
+        "1 when this scrape could read the database gauges below, else 0 (and they are left out)",
+    );
+    let _ = writeln!(out, "rosterd_database_up {}", u8::from(snapshot.is_some()));
+    let Some(s) = snapshot else {
+        return;
+    };
+    family(out, "rosterd_jobs", "Provisioning jobs by state");
+    for (state, n) in s.jobs {
+        let _ = writeln!(out, "rosterd_jobs{{state=\"{state}\"}} {n}");
+    }
+    family(
+        out,
+        "rosterd_queue_depth",
+        "Provisioning jobs a worker may claim now (pending and due, or with a lapsed lease)",
+    );
+    let _ = writeln!(out, "rosterd_queue_depth {}", s.queue_depth);
+    family(
+        out,
+        "rosterd_queue_oldest_seconds",
+        "How long the longest-waiting claimable job has waited; 0 when none",
+    );
+    let _ = writeln!(out, "rosterd_queue_oldest_seconds {}", s.queue_oldest_secs);
+    family(out, "rosterd_roster_rows", "Roster rows by status");
+    for (status, n) in s.roster {
+        let _ = writeln!(out, "rosterd_roster_rows{{status=\"{status}\"}} {n}");
+    }
+    family(
+        out,
+        "rosterd_roster_conflicts",
+        "Emails held by more than one live roster row (the newest answers; no event is refused for it)",
+    );
+    let _ = writeln!(out, "rosterd_roster_conflicts {}", s.conflicts);
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_gauges_render_as_text_format_families() {
+        let s = Snapshot {
+            jobs: [("pending", 2), ("running", 1), ("done", 7), ("dead", 0)],
+            queue_depth: 1,
+            queue_oldest_secs: 1.5,
+            roster: [("active", 5), ("disabled", 1), ("deleted", 2)],
+            conflicts: 1,
+        };
+        let mut out = String::from("# TYPE other counter\nother 1\n");
+        write_database(&mut out, Some(&s));
+        let expected = "# TYPE other counter\nother 1\n\n\
+            # HELP rosterd_database_up 1 when this scrape could read the database gauges below, else 0 (and they are left out)\n\
+            # TYPE rosterd_database_up gauge\nrosterd_database_up 1\n\n";
+        assert!(out.starts_with(expected), "{out}");
+        for line in [
+            "# TYPE rosterd_jobs gauge\n",
+            "rosterd_jobs{state=\"pending\"} 2\n",
+            "rosterd_jobs{state=\"dead\"} 0\n",
+            "rosterd_queue_depth 1\n",
+            "rosterd_queue_oldest_seconds 1.5\n",
+            "rosterd_roster_rows{status=\"deleted\"} 2\n",
+            "rosterd_roster_conflicts 1\n",
+        ] {
+            assert!(out.contains(line), "{line:?} in {out}");
+        }
+        // Every family is announced exactly once, before its samples.
+        for name in [
+            "rosterd_jobs",
+            "rosterd_queue_depth",
+            "rosterd_roster_rows",
+            "rosterd_roster_conflicts",
+        ] {
+            assert_eq!(out.matches(&format!("# TYPE {name} gauge")).count(), 1);
+            let type_at = out.find(&format!("# TYPE {name} ")).unwrap();
+            let first_sample = out.find(&format!("\n{name}")).unwrap();
+            assert!(type_at < first_sample, "{name}");
+        }
+    }
+
+    #[test]
+    fn without_a_snapshot_only_database_up_zero_is_written() {
+        let mut out = String::new();
+        write_database(&mut out, None);
+        assert!(out.ends_with("rosterd_database_up 0\n"), "{out}");
+        assert!(!out.contains("rosterd_jobs"), "{out}");
+        assert!(!out.contains("rosterd_roster_conflicts"), "{out}");
+    }
+
+    #[test]
+    fn extension_methods_share_one_label() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"PURGE").unwrap()),
+            "other"
+        );
+        assert_eq!(
+            method_label(&Method::from_bytes(b"X-EVT-123").unwrap()),
+            "other"
+        );
+    }
+}
