@@ -3,14 +3,13 @@
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> super::Routes {
+    super::Routes::new()
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
 }
 
 async fn healthz() -> Json<Value> {

@@ -12,6 +12,7 @@ mod gotrue;
 mod helpers;
 mod inbound;
 mod lookup;
+mod openapi;
 mod ops;
 mod provisioning;
 mod push;
