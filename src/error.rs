@@ -78,6 +78,54 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// Every `(status, code)` an `ApiError` is answered with, so that
+    /// `openapi.yaml` can be checked against what the server really sends.
+    pub fn codes() -> Vec<(StatusCode, &'static str)> {
+        let every = [
+            Self::NotFound,
+            Self::InvalidSignature,
+            Self::MalformedJson(String::new()),
+            Self::Validation(Vec::new()),
+            Self::PayloadTooLarge,
+            Self::BadRequest(String::new()),
+            Self::EventIdConflict,
+            Self::Unauthorized,
+            Self::ProvisioningPending,
+            Self::DirectoryUnavailable,
+            Self::Conflict(String::new()),
+            Self::ApplyFailed,
+            Self::ProviderUnavailable,
+            Self::ProviderFailed,
+            Self::Unavailable(sqlx::Error::PoolTimedOut),
+            Self::Internal(anyhow::anyhow!("")),
+        ];
+        every
+            .iter()
+            .map(|e| {
+                // No catch-all arm: a new variant stops the build here until
+                // it is added to `every` as well.
+                match e {
+                    Self::NotFound
+                    | Self::InvalidSignature
+                    | Self::MalformedJson(_)
+                    | Self::Validation(_)
+                    | Self::PayloadTooLarge
+                    | Self::BadRequest(_)
+                    | Self::EventIdConflict
+                    | Self::Unauthorized
+                    | Self::ProvisioningPending
+                    | Self::DirectoryUnavailable
+                    | Self::Conflict(_)
+                    | Self::ApplyFailed
+                    | Self::ProviderUnavailable
+                    | Self::ProviderFailed
+                    | Self::Unavailable(_)
+                    | Self::Internal(_) => e.status_and_code(),
+                }
+            })
+            .collect()
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -40,14 +40,20 @@ pub struct AppState {
 
 /// The whole HTTP surface. Tests and the binary build the same thing.
 pub fn build_app(state: AppState) -> Router {
-    let mut app = Router::new()
-        .merge(http::ops::router())
+    let app = routes(&state.config).into_router();
+    telemetry::layer(app.fallback(not_found).with_state(state))
+}
+
+/// Every route the app serves under `config`; `openapi.yaml` documents
+/// exactly these (`tests/api/openapi.rs`).
+pub fn routes(config: &Config) -> http::Routes {
+    let mut routes = http::ops::router()
         .merge(http::lookup::router())
         .merge(http::admin::router());
-    if state.config.webhook_enabled {
-        app = app.merge(http::inbound::router(state.config.max_body_bytes));
+    if config.webhook_enabled {
+        routes = routes.merge(http::inbound::router(config.max_body_bytes));
     }
-    telemetry::layer(app.fallback(not_found).with_state(state))
+    routes
 }
 
 async fn not_found() -> error::ApiError {

@@ -7,11 +7,10 @@ use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,19 +19,19 @@ use std::collections::HashMap;
 /// Admin request bodies are small filters; anything bigger is a mistake.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/events", get(list_events))
-        .route("/api/admin/events/replay", post(replay_bulk))
-        .route("/api/admin/events/{event_id}", get(event_detail))
-        .route("/api/admin/events/{event_id}/replay", post(replay_one))
-        .route("/api/admin/users/{id}", get(user_detail))
-        .route("/api/admin/users/{id}/provision", post(provision_user))
-        .route("/api/admin/provision", post(reconcile))
-        .route("/api/admin/jobs", get(list_jobs))
-        .route("/api/admin/jobs/{id}/retry", post(retry_job))
-        .route("/api/admin/audit", get(audit_log))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+pub fn router() -> super::Routes {
+    super::Routes::new()
+        .get("/api/admin/events", list_events)
+        .post("/api/admin/events/replay", replay_bulk)
+        .get("/api/admin/events/{eventId}", event_detail)
+        .post("/api/admin/events/{eventId}/replay", replay_one)
+        .get("/api/admin/users/{id}", user_detail)
+        .post("/api/admin/users/{id}/provision", provision_user)
+        .post("/api/admin/provision", reconcile)
+        .get("/api/admin/jobs", list_jobs)
+        .post("/api/admin/jobs/{id}/retry", retry_job)
+        .get("/api/admin/audit", audit_log)
+        .body_limit(MAX_BODY_BYTES)
 }
 
 /// The operator a request comes from: the name of its admin token. Every

@@ -7,18 +7,17 @@ use crate::roster::{ingest, ApplyError, Outcome, Source};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 pub const PATH: &str = "/api/sync/users/inbound";
 
-pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route(PATH, post(inbound))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+pub fn router(max_body_bytes: usize) -> super::Routes {
+    super::Routes::new()
+        .post(PATH, inbound)
+        .body_limit(max_body_bytes)
 }
 
 #[derive(Debug, Serialize)]

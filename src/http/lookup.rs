@@ -7,15 +7,14 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
 use std::collections::HashMap;
 
 pub const PATH: &str = "/api/users/lookup";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(handle))
+pub fn router() -> super::Routes {
+    super::Routes::new().get(PATH, handle)
 }
 
 fn parse_key(params: &HashMap<String, String>) -> Result<Key, ApiError> {

@@ -5,3 +5,6 @@ pub mod bearer;
 pub mod inbound;
 pub mod lookup;
 pub mod ops;
+pub mod routes;
+
+pub use routes::Routes;

@@ -14,6 +14,7 @@ mod inbound;
 mod logs;
 mod lookup;
 mod metrics;
+mod openapi;
 mod ops;
 mod provisioning;
 mod push;
