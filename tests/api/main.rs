@@ -3,6 +3,7 @@
 //! against in-process stand-ins (GoTrue, Airtable).
 
 mod airtable;
+mod airtable_script;
 mod cli;
 mod concurrency;
 mod convergence;
