@@ -11,6 +11,34 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# tests/api/airtable_script.rs runs docs/airtable-automation.js under Node
+# (18 or newer).  Like scripts/pg.sh does for PostgreSQL, install it with
+# apt-get when missing and we are root (or have password-less sudo), unless
+# ROSTERD_NO_APT=1.
+ensure_node() {
+    if ! command -v node >/dev/null 2>&1 && [[ ${ROSTERD_NO_APT:-0} != 1 ]] &&
+        command -v apt-get >/dev/null 2>&1; then
+        local sudo=()
+        [[ $EUID -eq 0 ]] || sudo=(sudo -n)
+        if [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+            echo "test: no node found; installing it with apt-get (nodejs)" >&2
+            { "${sudo[@]}" apt-get update &&
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                    apt-get install -y --no-install-recommends nodejs; } >&2 ||
+                echo "test: apt-get install nodejs failed" >&2
+        fi
+    fi
+    if ! command -v node >/dev/null 2>&1; then
+        echo "test: node not found; the Airtable script's tests need Node.js 18+ (Debian: apt-get install nodejs)" >&2
+        exit 1
+    fi
+    if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
+        echo "test: node $(node --version) is too old; the Airtable script's tests need Node.js 18+" >&2
+        exit 1
+    fi
+}
+ensure_node
+
 if [[ -z ${DATABASE_URL:-} ]]; then
     # shellcheck source=scripts/lib/throwaway-pg.sh
     source scripts/lib/throwaway-pg.sh

@@ -4,6 +4,7 @@
 
 mod admin;
 mod airtable;
+mod airtable_script;
 mod cli;
 mod concurrency;
 mod convergence;
