@@ -134,6 +134,7 @@ async fn try_ingest(
         &body.payload,
         &body.payload_hash,
         source.as_str(),
+        None,
     )
     .await?;
     if !fresh {
@@ -166,13 +167,14 @@ async fn try_ingest(
             tx.rollback().await?;
             let error = describe(&e);
             tracing::error!(event_id = %event.key.event_id, %error, "event could not be applied; stored as failed");
-            let stored = store::insert_failed_event(
-                pool,
+            // The apply transaction is gone: the failure is stored on its own.
+            let stored = store::insert_event(
+                &mut *pool.acquire().await?,
                 event,
                 &body.payload,
                 &body.payload_hash,
                 source.as_str(),
-                &error,
+                Some(&error),
             )
             .await?;
             Ok(stored.then_some(Outcome::Failed))

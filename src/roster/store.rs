@@ -220,18 +220,21 @@ pub async fn update_row(
 /// Records an event; `false` when its id is already stored (the caller
 /// then compares hashes). Blocks behind a concurrent insert of the same id
 /// until that transaction ends, which is what makes 20 simultaneous
-/// deliveries apply once.
+/// deliveries apply once. With `failure`, the event is stored as `failed`
+/// with that error (the database refused to apply it).
 pub async fn insert_event(
     conn: &mut PgConnection,
     event: &UserEvent,
     payload: &serde_json::Value,
     payload_hash: &[u8],
     source: &str,
+    failure: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query_scalar!(
         r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
-                                       payload_hash, source, outcome, processed_at)
-           values ($1, $2, $3, $4, $5, $6, $7, 'applied', now())
+                                       payload_hash, source, outcome, error, processed_at)
+           values ($1, $2, $3, $4, $5, $6, $7,
+                   case when $8::text is null then 'applied' else 'failed' end, $8, now())
            on conflict (event_id) do nothing
            returning true as "inserted!""#,
         event.key.event_id.as_str(),
@@ -241,6 +244,7 @@ pub async fn insert_event(
         payload,
         payload_hash,
         source,
+        failure,
     )
     .fetch_optional(conn)
     .await?;
@@ -264,37 +268,6 @@ pub async fn stored_event(
     )
     .fetch_optional(conn)
     .await
-}
-
-/// Stores an event the database refused to apply, in its own transaction
-/// (the apply transaction is gone). `false` when a concurrent delivery
-/// stored the id first.
-pub async fn insert_failed_event(
-    pool: &sqlx::PgPool,
-    event: &UserEvent,
-    payload: &serde_json::Value,
-    payload_hash: &[u8],
-    source: &str,
-    error: &str,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query_scalar!(
-        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
-                                       payload_hash, source, outcome, error, processed_at)
-           values ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, now())
-           on conflict (event_id) do nothing
-           returning true as "inserted!""#,
-        event.key.event_id.as_str(),
-        event.event_type.as_str(),
-        event.key.at,
-        event.user_id.as_str(),
-        payload,
-        payload_hash,
-        source,
-        error,
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(inserted.is_some())
 }
 
 /// A stored event, locked so two replays of it run one after the other.

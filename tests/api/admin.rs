@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 /// Every admin route, with a request that is valid once authorised.
-const ROUTES: &[(&str, &str)] = &[
+pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/admin/events"),
     ("GET", "/api/admin/events/evt_1"),
     ("POST", "/api/admin/events/evt_1/replay"),

@@ -299,3 +299,19 @@ pub fn url_with_password(opts: &PgConnectOptions) -> String {
         opts.get_database().unwrap()
     )
 }
+
+/// Polls `check` until it holds (true) or `limit` passes (false).
+pub async fn poll<F, Fut>(limit: std::time::Duration, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}

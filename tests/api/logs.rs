@@ -161,18 +161,7 @@ async fn logs_carry_request_ids_and_no_secrets(_p: PgPoolOptions, opts: PgConnec
         };
         req.bearer_auth(token.to_owned()).send()
     };
-    for (method, path) in [
-        ("GET", "/api/admin/events"),
-        ("GET", "/api/admin/events/evt_1"),
-        ("POST", "/api/admin/events/evt_1/replay"),
-        ("POST", "/api/admin/events/replay"),
-        ("GET", "/api/admin/users/recA"),
-        ("POST", "/api/admin/users/recA/provision"),
-        ("POST", "/api/admin/provision"),
-        ("GET", "/api/admin/jobs?status=dead"),
-        ("POST", "/api/admin/jobs/1/retry"),
-        ("GET", "/api/admin/audit"),
-    ] {
+    for (method, path) in crate::admin::ROUTES {
         let ok = admin(method, path, ADMIN_TOKEN).await.unwrap();
         assert!(
             !ok.status().is_server_error() && ok.status() != 401,
@@ -185,17 +174,12 @@ async fn logs_carry_request_ids_and_no_secrets(_p: PgPoolOptions, opts: PgConnec
     for path in ["/healthz", "/readyz", "/nowhere"] {
         client.get(format!("{base}{path}")).send().await.unwrap();
     }
-    // The worker provisions Bob through the provider (bounded wait).
-    for _ in 0..400 {
-        if g.user_by_email("bob@example.com").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        g.user_by_email("bob@example.com").is_some(),
-        "the worker ran"
-    );
+    // The worker provisions Bob through the provider.
+    let provisioned = poll(Duration::from_secs(10), || async {
+        g.user_by_email("bob@example.com").is_some()
+    })
+    .await;
+    assert!(provisioned, "the worker ran");
 
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

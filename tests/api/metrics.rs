@@ -169,14 +169,6 @@ fn moved(before: &Scrape, after: &Scrape, name: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The real binary, serving on its own port; killed when dropped.
 struct Service {
     child: Child,
@@ -211,11 +203,7 @@ impl Service {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         };
-        let ready = poll(Duration::from_secs(30), || async {
-            matches!(svc.client.get(svc.url("/readyz")).send().await, Ok(r) if r.status() == 200)
-        })
-        .await;
-        assert!(ready, "the service came up");
+        wait_ready(&svc.client, &svc.base).await;
         svc
     }
 
@@ -274,31 +262,6 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// Polls `check` until it holds (true) or `limit` passes (false).
-async fn poll<F, Fut>(limit: Duration, check: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-async fn migrated(opts: &PgConnectOptions) -> PgPool {
-    let db = PgPoolOptions::new()
-        .connect_with(opts.clone())
-        .await
-        .unwrap();
-    rosterd::db::MIGRATOR.run(&db).await.unwrap();
-    db
 }
 
 async fn jobs_by_state(db: &PgPool) -> HashMap<String, i64> {
