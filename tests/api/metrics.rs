@@ -670,3 +670,48 @@ async fn a_scrape_without_the_database_still_answers_with_the_process_counters()
         .text
         .contains("# TYPE rosterd_signature_failures_total counter"));
 }
+
+#[sqlx::test]
+async fn operator_replays_are_counted_and_dry_runs_are_not(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let _db = migrated(&opts).await;
+    let tokens = format!("ops:{ADMIN_TOKEN}");
+    let svc = Service::start(&opts, &[("ADMIN_TOKENS", tokens.as_str())]).await;
+    let event = upsert_event(
+        "user.created",
+        "evt_r1",
+        "2026-11-22T10:00:00Z",
+        "recR",
+        "r@x.io",
+    );
+    assert_eq!(svc.post_signed(&event).await, 200);
+    let before = svc.scrape().await;
+    let replay = |path: &str, body: serde_json::Value| {
+        svc.client
+            .post(svc.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = replay("/api/admin/events/evt_r1/replay", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let dry = replay(
+        "/api/admin/events/replay",
+        json!({"userId": "recR", "dryRun": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.status(), 200);
+    let after = svc.scrape().await;
+    assert_eq!(
+        moved(&before, &after, EVENTS),
+        BTreeMap::from([(
+            format!("{EVENTS}{{outcome=\"stale\",source=\"replay\",type=\"user.created\"}}"),
+            1.0
+        )])
+    );
+}
