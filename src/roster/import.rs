@@ -1,4 +1,4 @@
-//! Bulk roster import (`rosterd push`, and `rosterd sync` later): rows from
+//! Bulk roster import (`rosterd push` and `rosterd sync`): rows from
 //! a file become ordinary events applied through the one apply path.
 
 use super::apply::{ingest, Source};

@@ -242,6 +242,14 @@ async fn cli_prints_the_block_and_json(_p: PgPoolOptions, opts: PgConnectOptions
     let (code, out, _) = run_provision(&url, &[]);
     assert_eq!(code, 0);
     assert!(out.contains("unchanged: 7\n"), "{out}");
+    // Real runs are audited (no USER in the environment: "unknown").
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("select actor, action from audit_log order by id")
+            .fetch_all(&h.db)
+            .await
+            .unwrap();
+    let run = ("cli:unknown".to_string(), "provision.reconcile".to_string());
+    assert_eq!(audit, vec![run.clone(), run]);
 }
 
 #[sqlx::test]
