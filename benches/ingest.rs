@@ -28,11 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod load;
-use load::{chain, PhaseResult, TaskResult};
+use load::{chain, print_errors, PhaseResult, TaskResult};
 
 const INBOUND_PATH: &str = "/api/sync/users/inbound";
-/// Error kinds printed in full; the rest are only counted.
-const ERROR_SAMPLES: usize = 5;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -330,18 +328,4 @@ fn report(summary: &mut String, c: usize, path: &str, r: &PhaseResult) {
         r.max_ms(),
         r.errors
     );
-}
-
-fn print_errors(r: &PhaseResult) {
-    let mut kinds: Vec<_> = r.error_kinds.iter().collect();
-    kinds.sort_by(|a, b| b.1.cmp(a.1));
-    for (kind, n) in kinds.iter().take(ERROR_SAMPLES) {
-        println!("    {n:>6} x {kind}");
-    }
-    if kinds.len() > ERROR_SAMPLES {
-        println!(
-            "    ... and {} other kinds of error",
-            kinds.len() - ERROR_SAMPLES
-        );
-    }
 }

@@ -109,3 +109,21 @@ pub async fn send_for_json(
         }
     }
 }
+
+/// Kinds of error shown per phase; the rest are counted.
+const ERROR_SAMPLES: usize = 5;
+
+/// The most frequent kinds of error of a phase, so invalid figures say why.
+pub fn print_errors(r: &PhaseResult) {
+    let mut kinds: Vec<_> = r.error_kinds.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1));
+    for (kind, n) in kinds.iter().take(ERROR_SAMPLES) {
+        println!("    {n:>6} x {kind}");
+    }
+    if kinds.len() > ERROR_SAMPLES {
+        println!(
+            "    ... and {} other kinds of error",
+            kinds.len() - ERROR_SAMPLES
+        );
+    }
+}
