@@ -4,6 +4,7 @@
 #
 #   make run            dev cluster in .data/postgres + the service
 #   make test           test suite against a throwaway cluster (or $DATABASE_URL)
+#   make soak           the black-box convergence test with 1,000 histories
 #   make bench          release build + benchmarks on a throwaway durable cluster;
 #                       prints figures, asserts nothing (see scripts/bench.sh)
 #   make db-stop        stop the dev cluster (make run leaves it running)
@@ -21,7 +22,7 @@ TEST_ARGS  ?=
 PGDIR      := .data/postgres
 PG         := scripts/pg.sh
 
-.PHONY: run db-start db-stop db-url psql test bench lint sqlx-prepare clean-db
+.PHONY: run db-start db-stop db-url psql test soak bench lint sqlx-prepare clean-db
 
 # `exec` hands the shell's place to cargo, so Ctrl-C stops the service.  The
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
@@ -49,6 +50,12 @@ psql:
 
 test:
 	scripts/test.sh $(TEST_ARGS)
+
+# The black-box convergence test at length: 4 cases (both providers, one and
+# two replicas) of STRESS_HISTORIES histories each, one case at a time.
+STRESS_HISTORIES ?= 250
+soak:
+	STRESS_HISTORIES=$(STRESS_HISTORIES) scripts/test.sh -- stress:: --test-threads=1 --nocapture
 
 bench:
 	scripts/bench.sh

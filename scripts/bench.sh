@@ -365,7 +365,7 @@ section_lookup() {
         with a as (
             insert into auth_accounts (id, email, user_metadata, app_metadata, created_at)
             select gen_random_uuid(), 'p' || i || '@bench.example', '{\"name\": null}',
-                   jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i), now()
+                   jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i, 'managed_by', 'rosterd'), now()
             from generate_series(1, $n) i
             returning id, email, app_metadata->>'roster_id' as roster_id)
         insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
@@ -442,7 +442,7 @@ section_reconcile() {
     run_psql "$db_url" -c "
         insert into auth_accounts (id, email, user_metadata, app_metadata, created_at)
         select gen_random_uuid(), 'p' || i || '@bench.example', '{\"name\": null}',
-               jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i),
+               jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i, 'managed_by', 'rosterd'),
                now() - make_interval(secs => $n - i)
         from generate_series(1, $n) i;
         insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,

@@ -1,9 +1,43 @@
 //! Provisioning: bringing each person's auth user to what the roster says.
 //!
 //! [`provision_person`] is the one path that changes auth users; the job
-//! worker, the full reconcile and the login lookup all call it.
+//! worker, the full reconcile, the login lookup and the operators' "provision
+//! now" all call it.
+//!
+//! # Why it converges under any concurrency
+//!
+//! Jobs are per person (email), but people share auth users: a user follows
+//! its record from one email to another, a re-created record adopts the
+//! user of a deleted one, and two records can swap emails. The first design
+//! let jobs of different people read, decide and act on a shared user at
+//! the same time and patched each race it found (re-checks, re-queues after
+//! a ban, parking while "in transit"). A black-box test with six concurrent
+//! senders still found end states that in-order delivery never gives:
+//!
+//! - *a deleted person kept a login*: job A read "user U is linked to a live
+//!   holder" and unbanned it while job B, which had read "U is linked to a
+//!   deleted row", banned it first; A's unban landed last;
+//! - *an active person locked out*: the mirror image, B's ban landing after
+//!   A's adoption of U, on a user that meanwhile carried A's email;
+//! - *an orphan that could log in*: A created a user and linked it to a row
+//!   whose email had just moved, B re-linked the row, and nothing linked A's
+//!   user any more, so no job and no reconcile considered it.
+//!
+//! Each is two read–decide–act sequences interleaving on one auth user or
+//! one email. So now each sequence holds advisory locks on its email and on
+//! every auth user it reads (see [`locks`]): it reads, takes the locks the
+//! read names, reads again under them, and acts only when everything it
+//! read was read under its lock. Whoever else could change those users
+//! must take the same locks, so the facts hold until the acts are done.
+//! Roster rows are not locked: a change to them queues the person's job
+//! again, which then decides from the new rows. Every link written checks
+//! that the row still is what was read (compare-and-set), and ownership is
+//! marked at the provider (`app_metadata.managed_by`), so a user that lost
+//! its link is still found and banned. Jobs of unrelated people take
+//! disjoint locks and run in parallel, in any number of replicas.
 
 pub mod jobs;
+pub mod locks;
 pub mod person;
 pub mod provider;
 pub mod reconcile;
@@ -11,9 +45,11 @@ pub mod roles;
 pub mod worker;
 
 use crate::event::Email;
-use person::{diff, load, plan, Action, Person};
+use locks::{Key, Locks};
+use person::{decide, link, link_row, load, Action, Decision, Facts, Occupant, Step};
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use sqlx::PgPool;
+use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Fixed namespace for the deterministic auth user ids (UUIDv5 of the
@@ -50,8 +86,8 @@ impl ProvisionError {
 }
 
 /// Brings one person's auth user(s) to the state their holder row asks
-/// for, and reports what it did. No database lock is held while the
-/// provider is called.
+/// for, and reports what it did. No database row lock or transaction is held
+/// while the provider is called; the person's advisory locks are.
 pub async fn provision_person(
     db: &PgPool,
     provider: &dyn AuthProvider,
@@ -65,151 +101,220 @@ pub async fn provision_person(
     result
 }
 
+/// Rounds of read, lock, act; a handful settle any race, more means the
+/// person is changing faster than we can follow: retry later.
+const MAX_ROUNDS: usize = 8;
+
 async fn provision(
     db: &PgPool,
     provider: &dyn AuthProvider,
     email: &Email,
 ) -> Result<Action, ProvisionError> {
-    let person = load(&mut *db.acquire().await?, email).await?;
-    let mut others = Vec::new();
-    for id in &person.other_links {
-        if let Some(u) = provider.get_user(*id).await? {
-            others.push(u);
+    let _turn = locks::turn(email.as_str()).await;
+    let mut locks = Locks::new(db).await?;
+    let result = converge(&mut locks, provider, email).await;
+    // On failure the guard closes the connection, which drops the locks.
+    locks.release().await?;
+    if let Ok(action) = &result {
+        tracing::info!(action = action.as_str(), "provisioned person");
+    }
+    result
+}
+
+async fn converge(
+    locks: &mut Locks,
+    provider: &dyn AuthProvider,
+    email: &Email,
+) -> Result<Action, ProvisionError> {
+    let mut look_up = false;
+    locks
+        .take(&BTreeSet::from([Key::email(email.as_str())]))
+        .await?;
+    for _ in 0..MAX_ROUNDS {
+        let facts = read(locks, provider, email, look_up).await?;
+        let want = keys(&facts);
+        if !locks.holds_all(&want) {
+            locks.take(&want).await?;
+            continue;
+        }
+        let plan = match decide(&facts) {
+            Decision::Act(plan) => plan,
+            Decision::LookUp => {
+                look_up = true;
+                continue;
+            }
+            Decision::Blocked => {
+                return Err(ProviderError::Permanent {
+                    message: "the email belongs to an auth user rosterd does not manage".into(),
+                }
+                .into())
+            }
+        };
+        match act(locks, provider, &facts, &plan.steps).await? {
+            Acted::Done => return Ok(plan.action),
+            // Someone outside the locks had the email, or the roster moved
+            // on: decide again from what is there now.
+            Acted::Moved => look_up = true,
         }
     }
-    let action = match (&person.holder, person.desired()) {
-        (Some(holder), Some(desired)) => {
-            let (user, created) = find_or_create(db, provider, &person, &desired).await?;
-            // Decide before acting, from the state we found.
-            let action = if created {
-                Action::Created
-            } else {
-                plan(&person, Some(&user), &others.iter().collect::<Vec<_>>())
-            };
-            let user = if holder.auth_user_id == Some(user.id) {
-                user
-            } else if created {
-                // New: no other row can hold it, nobody else can ban it.
-                person::link_new(&mut *db.acquire().await?, &holder.row_id, user.id).await?;
-                user
-            } else {
-                person::link(&mut *db.acquire().await?, &holder.row_id, user.id).await?;
-                // Read again after the link is committed: a job for the
-                // user's previous row may have banned it meanwhile, and
-                // `ban_all` re-queues us only for bans after this link.
-                provider
-                    .get_user(user.id)
-                    .await?
-                    .ok_or(ProviderError::NotFound)?
-            };
-            let update = diff(&user, &desired);
-            if update.profile.is_some() || update.banned.is_some() {
-                update_taking_email(db, provider, user.id, &update, &holder.row_id).await?;
-            }
-            ban_all(db, provider, others.iter().filter(|u| u.id != user.id)).await?;
-            action
-        }
-        _ => {
-            let mut linked = others;
-            if let Some(id) = person.holder.as_ref().and_then(|h| h.auth_user_id) {
-                linked.extend(provider.get_user(id).await?);
-            }
-            let action = plan(&person, None, &linked.iter().collect::<Vec<_>>());
-            ban_all(db, provider, linked.iter()).await?;
-            action
-        }
-    };
-    tracing::info!(action = action.as_str(), "provisioned person");
-    Ok(action)
+    Err(transient("the person kept changing while being provisioned; will retry").into())
 }
 
-/// Applies `update`; when another user still has the email, and that user
-/// is one rosterd manages for a different row (two records swapping
-/// emails, or a row that gave the email up), it is parked on a placeholder
-/// address first — its own queued job gives it its right email later.
-/// A user rosterd does not manage is never touched: that is an error for
-/// an operator.
-async fn update_taking_email(
-    db: &PgPool,
+/// The facts a decision reads: the person's rows, the users linked to
+/// them, and (when needed) who has the email at the provider.
+async fn read(
+    locks: &mut Locks,
     provider: &dyn AuthProvider,
-    id: Uuid,
-    update: &UserUpdate,
-    holder_row: &str,
-) -> Result<(), ProvisionError> {
-    let Err(ProviderError::EmailExists) = provider.update_user(id, update).await else {
-        return Ok(());
-    };
-    let email = &update
-        .profile
-        .as_ref()
-        .expect("only an email change conflicts")
-        .email;
-    let blocker = provider.find_by_email(email).await?.filter(|b| b.id != id);
-    let Some(blocker) = blocker else {
-        return Err(transient("email reported taken but no other user has it").into());
-    };
-    let managed_elsewhere = sqlx::query_scalar!(
-        r#"select exists(select 1 from roster where auth_user_id = $1 and id <> $2) as "x!""#,
-        blocker.id,
-        holder_row
-    )
-    .fetch_one(db)
-    .await?;
-    if !managed_elsewhere {
-        return Err(ProviderError::Permanent {
-            message: "the email belongs to an auth user rosterd does not manage".into(),
+    email: &Email,
+    look_up: bool,
+) -> Result<Facts, ProvisionError> {
+    let person = load(locks.conn(), email).await?;
+    let mut linked = HashMap::new();
+    for id in person.links() {
+        if let Some(u) = provider.get_user(id).await? {
+            linked.insert(id, u);
         }
-        .into());
     }
-    park(db, provider, &blocker).await?;
-    provider.update_user(id, update).await?;
-    Ok(())
-}
-
-/// Moves a managed user off an email it no longer has a right to, onto a
-/// placeholder address, and queues its own person's job so it gets its
-/// right email back (that job may already have run, racing this one).
-async fn park(
-    db: &PgPool,
-    provider: &dyn AuthProvider,
-    user: &AuthUser,
-) -> Result<(), ProvisionError> {
-    let placeholder = UserUpdate {
-        profile: Some(Profile {
-            email: format!("parked-{}@rosterd.invalid", user.id.simple()),
-            name: user.name.clone(),
-            roles: user.roles.clone(),
-            roster_id: user.roster_id.clone().unwrap_or_default(),
-        }),
-        banned: None,
+    let at_email = linked
+        .values()
+        .find(|u| u.email.eq_ignore_ascii_case(email.as_str()))
+        .cloned();
+    let found = match at_email {
+        Some(u) => Some(Some(u)),
+        // An active person's user is created or renamed optimistically: the
+        // provider's unique email says when someone is there after all.
+        None if look_up || person.desired().is_none() => {
+            Some(provider.find_by_email(email.as_str()).await?)
+        }
+        None => None,
     };
-    tracing::info!(user = %user.id, "parking a managed user to free its old email");
-    provider.update_user(user.id, &placeholder).await?;
-    let mut tx = db.begin().await?;
-    let owners: Vec<String> = sqlx::query_scalar!(
-        r#"select email as "email!" from roster
-           where auth_user_id = $1 and email is not null order by email"#,
-        user.id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
-    jobs::enqueue(&mut tx, &owners).await?;
-    tx.commit().await?;
-    Ok(())
+    let occupant = match found {
+        None => Occupant::Unknown,
+        Some(None) => Occupant::Nobody,
+        Some(Some(u)) => {
+            let link = link_row(locks.conn(), u.id).await?;
+            Occupant::User(u, link)
+        }
+    };
+    Ok(Facts {
+        person,
+        linked,
+        occupant,
+    })
 }
 
-/// A user linked to a live row whose email is now another one is following
-/// its record there: it is not this person's to adopt.
-async fn in_transit(db: &PgPool, user: &AuthUser, email: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"select exists(select 1 from roster where auth_user_id = $1
-                         and status <> 'deleted' and email is distinct from $2) as "x!""#,
-        user.id,
-        email
-    )
-    .fetch_one(db)
-    .await
+/// The locks that make `facts` stable: the email and every user in them.
+fn keys(facts: &Facts) -> BTreeSet<Key> {
+    let occupant = match &facts.occupant {
+        Occupant::User(u, _) => Some(u.id),
+        _ => None,
+    };
+    std::iter::once(Key::email(facts.person.email.as_str()))
+        .chain(facts.person.links().chain(occupant).map(Key::user))
+        .collect()
+}
+
+enum Acted {
+    Done,
+    Moved,
+}
+
+async fn act(
+    locks: &mut Locks,
+    provider: &dyn AuthProvider,
+    facts: &Facts,
+    steps: &[Step],
+) -> Result<Acted, ProvisionError> {
+    let email = &facts.person.email;
+    let holder = facts.person.holder.as_ref();
+    let expected = holder.and_then(|h| h.auth_user_id);
+    for step in steps {
+        let done = match step {
+            Step::Park { user, requeue, ban } => {
+                tracing::info!(user = %user.id, "moving a user off an email that is another person's");
+                let update = UserUpdate {
+                    profile: Some(placeholder(user)),
+                    banned: ban.then_some(true),
+                };
+                let done = settled(provider.update_user(user.id, &update).await)?;
+                if let Some(e) = requeue {
+                    jobs::enqueue(locks.conn(), &[e.as_str()]).await?;
+                }
+                done
+            }
+            Step::Create(profile) => {
+                let holder = holder.expect("only an active holder gets a user");
+                match create(provider, email, profile).await? {
+                    Some(user) => {
+                        link(locks.conn(), email, &holder.row_id, expected, user.id).await?
+                    }
+                    None => false,
+                }
+            }
+            Step::Adopt(user, update) => {
+                let holder = holder.expect("only an active holder adopts");
+                link(locks.conn(), email, &holder.row_id, expected, user.id).await?
+                    && (*update == UserUpdate::default()
+                        || settled(provider.update_user(user.id, update).await)?)
+            }
+            Step::Update(id, update) => settled(provider.update_user(*id, update).await)?,
+            Step::Ban(id) => {
+                let ban = UserUpdate {
+                    profile: None,
+                    banned: Some(true),
+                };
+                match provider.update_user(*id, &ban).await {
+                    // A user deleted at the provider cannot log in either.
+                    Ok(_) | Err(ProviderError::NotFound) => true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if !done {
+            return Ok(Acted::Moved);
+        }
+    }
+    Ok(Acted::Done)
+}
+
+/// `Ok(false)` for the answers that mean "not what we read": the email is
+/// taken, or the user is gone.
+fn settled(r: Result<AuthUser, ProviderError>) -> Result<bool, ProviderError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(ProviderError::EmailExists | ProviderError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the person's user under the deterministic id, or a random one
+/// when that id went with an earlier email. `None` when the email is
+/// taken after all (an account from before rosterd, or our own create
+/// whose answer was lost): the caller looks it up and adopts it.
+async fn create(
+    provider: &dyn AuthProvider,
+    email: &Email,
+    profile: &Profile,
+) -> Result<Option<AuthUser>, ProviderError> {
+    match provider.create_user(deterministic_id(email), profile).await {
+        Err(ProviderError::IdExists) => match provider.create_user(Uuid::new_v4(), profile).await {
+            Err(ProviderError::EmailExists) => Ok(None),
+            r => r.map(Some),
+        },
+        Err(ProviderError::EmailExists) => Ok(None),
+        r => r.map(Some),
+    }
+}
+
+/// Where a user waits when its email is another person's: unique to it,
+/// undeliverable by definition (`.invalid`).
+fn placeholder(user: &AuthUser) -> Profile {
+    Profile {
+        email: format!("parked-{}@rosterd.invalid", user.id.simple()),
+        name: user.name.clone(),
+        roles: user.roles.clone(),
+        roster_id: user.roster_id.clone().unwrap_or_default(),
+    }
 }
 
 fn transient(message: &str) -> ProviderError {
@@ -217,88 +322,4 @@ fn transient(message: &str) -> ProviderError {
         message: message.into(),
         retry_after: None,
     }
-}
-
-/// Bans users that no longer belong to a live holder. A ban decided from
-/// a row read a moment ago can land after another person's job adopted the
-/// user; checking the link after the ban and re-queueing its new holder
-/// closes that race (see the re-read after `link` above).
-async fn ban_all<'a>(
-    db: &PgPool,
-    provider: &dyn AuthProvider,
-    users: impl Iterator<Item = &'a AuthUser>,
-) -> Result<(), ProvisionError> {
-    let ban = UserUpdate {
-        profile: None,
-        banned: Some(true),
-    };
-    for u in users.filter(|u| !u.banned) {
-        provider.update_user(u.id, &ban).await?;
-        let mut tx = db.begin().await?;
-        let adopters: Vec<String> = sqlx::query_scalar!(
-            r#"select r.email as "email!" from roster r
-               where r.auth_user_id = $1 and r.status = 'active' and r.email is not null
-                 and r.id = (select h.id from roster h
-                             where h.email = r.email and h.status <> 'deleted'
-                             order by h.profile_at desc, h.profile_event_id desc limit 1)"#,
-            u.id
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        if !adopters.is_empty() {
-            let adopters: Vec<&str> = adopters.iter().map(String::as_str).collect();
-            jobs::enqueue(&mut tx, &adopters).await?;
-        }
-        tx.commit().await?;
-    }
-    Ok(())
-}
-
-/// The holder's auth user: the one linked to the row (it follows the
-/// record through email changes), else the provider's user with the email
-/// (adopted), else a new one. Returns whether it was created now.
-///
-/// A new person costs one provider call: the create is tried first, and
-/// `email_exists` is what sends us looking for the user to adopt.
-async fn find_or_create(
-    db: &PgPool,
-    provider: &dyn AuthProvider,
-    person: &Person,
-    desired: &Profile,
-) -> Result<(AuthUser, bool), ProvisionError> {
-    if let Some(id) = person.holder.as_ref().and_then(|h| h.auth_user_id) {
-        if let Some(user) = provider.get_user(id).await? {
-            return Ok((user, false));
-        }
-        // Deleted at the provider behind our back: find or make another.
-    }
-    let mut id = deterministic_id(&person.email);
-    // Another person's job can move a user off this email between our
-    // create and our lookup; a few rounds settle that without a backoff.
-    for _ in 0..3 {
-        match provider.create_user(id, desired).await {
-            Ok(user) => return Ok((user, true)),
-            // Someone has the email: a user from before rosterd, the
-            // person's old account, or our own create whose answer was
-            // lost. Adopt it; never make a second one.
-            Err(ProviderError::EmailExists) => {
-                let Some(user) = provider.find_by_email(&desired.email).await? else {
-                    continue;
-                };
-                if !in_transit(db, &user, &desired.email).await? {
-                    return Ok((user, false));
-                }
-                // Another record's account, moving with it: free the email
-                // and make this person their own.
-                park(db, provider, &user).await?;
-            }
-            // The deterministic id belongs to a user whose person changed
-            // email; this person gets a random id instead.
-            Err(ProviderError::IdExists) if id == deterministic_id(&person.email) => {
-                id = Uuid::new_v4();
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(transient("the email kept changing hands; will retry").into())
 }

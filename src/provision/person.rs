@@ -1,11 +1,13 @@
-//! A person (canonical email) as the roster sees it, and the pure decision
-//! of what their auth user should look like. The provisioning function and
-//! the full reconcile both decide through [`plan`].
+//! A person (canonical email) as the roster and the provider see it, and
+//! the pure decision of what to do about it. The provisioning function and
+//! the full reconcile both decide through [`decide`], so a dry run counts
+//! exactly what a real run would do.
 
 use super::provider::{AuthUser, Profile, UserUpdate};
 use crate::event::Email;
 use crate::roster::RowStatus;
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The newest live row carrying the email.
@@ -44,13 +46,15 @@ impl Person {
         })
     }
 
-    /// Every auth user rosterd manages for this email.
+    /// Every auth user linked to a row carrying this email.
     pub fn links(&self) -> impl Iterator<Item = Uuid> + '_ {
-        self.holder
-            .as_ref()
-            .and_then(|h| h.auth_user_id)
+        self.holder_link()
             .into_iter()
             .chain(self.other_links.iter().copied())
+    }
+
+    pub fn holder_link(&self) -> Option<Uuid> {
+        self.holder.as_ref().and_then(|h| h.auth_user_id)
     }
 }
 
@@ -77,49 +81,205 @@ impl Action {
     }
 }
 
+/// The roster row an auth user is linked to, as far as deciding needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRow {
+    pub email: Option<String>,
+    pub live: bool,
+}
+
+/// Who holds the person's email at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Occupant {
+    /// Not looked up: the person is active and the provider's uniqueness
+    /// check on create or email change will tell if someone is there (a
+    /// new person then costs one provider call, not two).
+    Unknown,
+    Nobody,
+    User(AuthUser, Option<LinkRow>),
+}
+
+/// Everything a decision about one person reads. In the worker it is read
+/// under the person's locks (see `super::locks`), so nothing in it changes
+/// between the decision and the acts.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub person: Person,
+    /// The provider's state of every user in `person.links()`; a user the
+    /// provider no longer has is absent.
+    pub linked: HashMap<Uuid, AuthUser>,
+    pub occupant: Occupant,
+}
+
+/// One act on the provider or the links, in the order [`Plan::steps`]
+/// lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Moves a user off the person's email onto a placeholder address, so
+    /// the person's own user can have it. A user following its record to
+    /// another email keeps its login and that email's job is queued; any
+    /// other user is banned too.
+    Park {
+        user: AuthUser,
+        requeue: Option<String>,
+        ban: bool,
+    },
+    /// Creates the holder's user, then links it.
+    Create(Profile),
+    /// Links the holder row to this user (taking the link from any other
+    /// row), then brings it to the profile.
+    Adopt(AuthUser, UserUpdate),
+    /// Brings the holder's linked user to the profile.
+    Update(Uuid, UserUpdate),
+    Ban(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub action: Action,
+    pub steps: Vec<Step>,
+}
+
+/// What deciding needs first, when the facts are not enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Act(Plan),
+    /// Ask the provider who has the email, then decide again.
+    LookUp,
+    /// The email belongs to a user rosterd does not manage and the person's
+    /// own user needs it: an operator must decide.
+    Blocked,
+}
+
 /// The changes that bring an existing user to the desired profile.
 pub fn diff(user: &AuthUser, desired: &Profile) -> UserUpdate {
     let same_profile = user.email.eq_ignore_ascii_case(&desired.email)
         && user.name == desired.name
         && user.roles == desired.roles
-        && user.roster_id.as_deref() == Some(desired.roster_id.as_str());
+        && user.roster_id.as_deref() == Some(desired.roster_id.as_str())
+        && user.managed;
     UserUpdate {
         profile: (!same_profile).then(|| desired.clone()),
         banned: user.banned.then_some(false),
     }
 }
 
-/// The action provisioning will take, given the user found for the person
-/// (`target`) and the state of every other user linked to the email.
-pub fn plan(person: &Person, target: Option<&AuthUser>, others: &[&AuthUser]) -> Action {
-    let must_ban = |u: &&AuthUser| !u.banned && target.is_none_or(|t| t.id != u.id);
-    match person.desired() {
-        Some(desired) => match target {
-            None => Action::Created,
-            Some(user) => {
-                let update = diff(user, &desired);
-                let linked = person.holder.as_ref().and_then(|h| h.auth_user_id) == Some(user.id);
-                if update.banned.is_some() {
-                    Action::Restored
-                } else if update.profile.is_some() || !linked {
-                    Action::Updated
-                } else if others.iter().any(must_ban) {
-                    Action::Decommissioned
-                } else {
-                    Action::Unchanged
-                }
-            }
-        },
-        None => {
-            let any_unbanned =
-                target.is_some_and(|t| !t.banned) || others.iter().any(|u| !u.banned);
-            if any_unbanned {
-                Action::Decommissioned
-            } else {
-                Action::Unchanged
+/// A user linked to a live row whose email is another one is following
+/// its record there: that email's job owns it.
+fn in_transit(link: Option<&LinkRow>, email: &Email) -> Option<String> {
+    link.filter(|l| l.live)
+        .and_then(|l| l.email.clone())
+        .filter(|e| e != email.as_str())
+}
+
+/// The contract's rules for one person, as a list of acts:
+/// an active holder's user is the one linked to it, else the one with the
+/// email (adopted), else a new one; every other user linked to a row
+/// carrying the email is banned; with no active holder, every such user
+/// is banned, and so is a user of ours that sits on the email unlinked.
+pub fn decide(f: &Facts) -> Decision {
+    let person = &f.person;
+    let linked = f
+        .person
+        .holder_link()
+        .and_then(|id| f.linked.get(&id))
+        .cloned();
+    let occupant = &f.occupant;
+    let mut steps = Vec::new();
+    // Users linked to the email's other rows, unless handled already.
+    let others = |handled: &[Uuid]| {
+        person
+            .other_links
+            .iter()
+            .filter_map(|id| f.linked.get(id))
+            .filter(|u| !u.banned && !handled.contains(&u.id))
+            .map(|u| Step::Ban(u.id))
+            .collect::<Vec<_>>()
+    };
+
+    let Some(desired) = person.desired() else {
+        if *occupant == Occupant::Unknown {
+            return Decision::LookUp;
+        }
+        // A disabled holder's user is banned like the others.
+        let holder = linked
+            .as_ref()
+            .filter(|u| !u.banned)
+            .map(|u| Step::Ban(u.id));
+        steps.extend(holder);
+        steps.extend(others(&[]));
+        if let Occupant::User(u, link) = occupant {
+            let ours = u.managed || link.is_some();
+            let counted = f.linked.contains_key(&u.id);
+            if ours && !u.banned && !counted && in_transit(link.as_ref(), &person.email).is_none() {
+                steps.push(Step::Ban(u.id));
             }
         }
+        let action = if steps.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Decommissioned
+        };
+        return Decision::Act(Plan { action, steps });
+    };
+
+    // The target: linked, else adopted from the email, else created.
+    let (target, adopted) = match (&linked, occupant) {
+        (Some(u), _) => (Some(u.clone()), false),
+        (None, Occupant::User(u, link)) if in_transit(link.as_ref(), &person.email).is_none() => {
+            (Some(u.clone()), true)
+        }
+        _ => (None, false),
+    };
+    // Someone else on the email must make room.
+    if let Occupant::User(u, link) = occupant {
+        if target.as_ref().is_none_or(|t| t.id != u.id) {
+            let requeue = in_transit(link.as_ref(), &person.email);
+            if requeue.is_none() && !u.managed && link.is_none() {
+                return Decision::Blocked;
+            }
+            let ban = requeue.is_none();
+            steps.push(Step::Park {
+                user: u.clone(),
+                requeue,
+                ban,
+            });
+        }
     }
+    let action = match &target {
+        None => {
+            steps.push(Step::Create(desired));
+            Action::Created
+        }
+        Some(t) => {
+            let update = diff(t, &desired);
+            let action = if update.banned.is_some() {
+                Action::Restored
+            } else if update.profile.is_some() || adopted {
+                Action::Updated
+            } else {
+                Action::Unchanged
+            };
+            if adopted {
+                steps.push(Step::Adopt(t.clone(), update));
+            } else if update != UserUpdate::default() {
+                steps.push(Step::Update(t.id, update));
+            }
+            action
+        }
+    };
+    let mut handled: Vec<Uuid> = target.iter().map(|t| t.id).collect();
+    if let Occupant::User(u, _) = occupant {
+        handled.push(u.id);
+    }
+    steps.extend(others(&handled));
+    // Unchanged pushed no step of its own: anything here is a park or a ban.
+    let action = if action == Action::Unchanged && !steps.is_empty() {
+        Action::Decommissioned
+    } else {
+        action
+    };
+    Decision::Act(Plan { action, steps })
 }
 
 /// A roster row as provisioning reads it.
@@ -182,39 +342,54 @@ pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx
     Ok(person)
 }
 
-/// Links a user created just now, which no other row can hold yet.
-pub async fn link_new(
-    conn: &mut PgConnection,
-    row_id: &str,
-    user: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update roster set auth_user_id = $2, auth_linked_at = now() where id = $1",
-        row_id,
+/// The row an auth user is linked to, if any.
+pub async fn link_row(conn: &mut PgConnection, user: Uuid) -> Result<Option<LinkRow>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select email, status <> 'deleted' as "live!" from roster where auth_user_id = $1"#,
         user
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(row.map(|r| LinkRow {
+        email: r.email,
+        live: r.live,
+    }))
 }
 
 /// Makes `user` the holder row's auth user, taking the link from whichever
-/// row had it (an auth user is linked to at most one row).
-pub async fn link(conn: &mut PgConnection, row_id: &str, user: Uuid) -> Result<(), sqlx::Error> {
+/// row had it (an auth user is linked to at most one row) — but only if
+/// the row still carries the person's email, is active and links what the
+/// decision saw. `false` when the roster moved on: decide again.
+pub async fn link(
+    conn: &mut PgConnection,
+    person: &Email,
+    row_id: &str,
+    expected: Option<Uuid>,
+    user: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = sqlx::Acquire::begin(conn).await?;
     sqlx::query!(
         "update roster set auth_user_id = null where auth_user_id = $2 and id <> $1",
         row_id,
         user
     )
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    sqlx::query!(
+    let linked = sqlx::query!(
         "update roster set auth_user_id = $2, auth_linked_at = now()
-         where id = $1 and auth_user_id is distinct from $2",
+         where id = $1 and email = $3 and status = 'active'
+           and auth_user_id is not distinct from $4",
         row_id,
-        user
+        user,
+        person.as_str(),
+        expected
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if linked {
+        tx.commit().await?;
+    }
+    Ok(linked)
 }

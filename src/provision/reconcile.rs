@@ -1,14 +1,14 @@
 //! Full reconcile: compare every person in the roster with the provider
 //! and act only on differences, through the one provisioning function.
 
-use super::person::{plan, Action, Person, PersonRow};
+use super::person::{decide, Action, Decision, Facts, LinkRow, Occupant, Person, PersonRow};
 use super::provider::{AuthProvider, AuthUser, ProviderError};
 use super::provision_person;
 use crate::event::Email;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Users fetched per provider request.
@@ -21,7 +21,12 @@ pub struct Report {
     pub decommissioned: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Users without rosterd's marker and without a roster link: left alone.
     pub unmanaged: u64,
+    /// Users with rosterd's marker that no roster row links and that can
+    /// still log in (a crash between create and link, a link removed by
+    /// hand): banned, or adopted by their email's active holder.
+    pub orphaned: u64,
     pub failed: u64,
 }
 
@@ -36,11 +41,11 @@ impl Report {
         } += 1;
     }
 
-    /// The block operators know from the contract.
+    /// The block operators know, with the orphans line added.
     pub fn render(&self) -> String {
         format!(
-            "  Provisioning auth users from roster\n\n  created: {}\n  restored: {}\n  decommissioned: {}\n  updated: {}\n  unchanged: {}\n  unmanaged: {}\n  failed: {}\n\n  Reconciliation complete\n",
-            self.created, self.restored, self.decommissioned, self.updated, self.unchanged, self.unmanaged, self.failed
+            "  Provisioning auth users from roster\n\n  created: {}\n  restored: {}\n  decommissioned: {}\n  updated: {}\n  unchanged: {}\n  unmanaged: {}\n  orphaned: {}\n  failed: {}\n\n  Reconciliation complete\n",
+            self.created, self.restored, self.decommissioned, self.updated, self.unchanged, self.unmanaged, self.orphaned, self.failed
         )
     }
 }
@@ -75,6 +80,28 @@ async fn all_users(provider: &dyn AuthProvider) -> Result<Users, ProviderError> 
     Ok(users)
 }
 
+/// Every roster link: which row (email, live) each linked user belongs to.
+async fn all_links(db: &PgPool) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select auth_user_id as "id!", email, status <> 'deleted' as "live!"
+           from roster where auth_user_id is not null"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.id,
+                LinkRow {
+                    email: r.email,
+                    live: r.live,
+                },
+            )
+        })
+        .collect())
+}
+
 /// With `dry_run`, counts what would be done and changes nothing.
 pub async fn reconcile(
     db: &PgPool,
@@ -82,9 +109,10 @@ pub async fn reconcile(
     dry_run: bool,
 ) -> Result<Report, ReconcileError> {
     let users = all_users(provider).await?;
+    let links = all_links(db).await?;
     let mut report = Report::default();
-    let mut managed: HashSet<Uuid> = HashSet::new();
     let mut pending = Vec::new();
+    let mut people = BTreeSet::new();
 
     // Rows arrive grouped by email, holder first, so one person is
     // complete when the email changes.
@@ -96,10 +124,19 @@ pub async fn reconcile(
     )
     .fetch(db);
     let mut current: Option<Person> = None;
+    let mut judge = |person: Person, report: &mut Report| {
+        match decide(&facts(person.clone(), &users, &links)) {
+            Decision::Act(plan) if plan.action == Action::Unchanged => report.count(plan.action),
+            Decision::Act(plan) => pending.push((person.email.clone(), Some(plan.action))),
+            // Occupants are known here; a blocked person fails for real.
+            Decision::LookUp | Decision::Blocked => pending.push((person.email.clone(), None)),
+        }
+        people.insert(person.email);
+    };
     while let Some(r) = rows.try_next().await? {
         if current.as_ref().is_none_or(|p| p.email.as_str() != r.email) {
             if let Some(person) = current.take() {
-                judge(&person, &users, &mut managed, &mut report, &mut pending);
+                judge(person, &mut report);
             }
             current = Some(Person::new(Email::from_trusted(r.email.clone())));
         }
@@ -107,15 +144,38 @@ pub async fn reconcile(
     }
     drop(rows);
     if let Some(person) = current.take() {
-        judge(&person, &users, &mut managed, &mut report, &mut pending);
+        judge(person, &mut report);
     }
+
+    // Orphans on an email the roster knows are part of that person's plan;
+    // the others are provisioned as a person with no rows: banned.
+    for u in users.by_id.values() {
+        if u.managed && !u.banned && !links.contains_key(&u.id) {
+            report.orphaned += 1;
+            let email = Email::from_trusted(u.email.clone());
+            if !people.contains(&email) {
+                pending.push((email, None));
+            }
+        }
+    }
+    report.unmanaged = users
+        .by_id
+        .values()
+        .filter(|u| !u.managed && !links.contains_key(&u.id))
+        .count() as u64;
 
     for (email, planned) in pending {
         if dry_run {
-            report.count(planned);
+            match planned {
+                Some(action) => report.count(action),
+                None if people.contains(&email) => report.failed += 1,
+                None => {}
+            }
             continue;
         }
         match provision_person(db, provider, &email).await {
+            // An orphan-only email is counted as orphaned, not as a person.
+            Ok(_) if !people.contains(&email) => {}
             Ok(action) => report.count(action),
             Err(e) => {
                 tracing::warn!(error = %e, "reconcile: provisioning a person failed");
@@ -123,68 +183,22 @@ pub async fn reconcile(
             }
         }
     }
-    // Linked anywhere in the roster (also rows without an email) is managed.
-    let linked: Vec<Uuid> = sqlx::query_scalar!(
-        "select auth_user_id as \"id!\" from roster where auth_user_id is not null"
-    )
-    .fetch_all(db)
-    .await?;
-    managed.extend(linked);
-    report.unmanaged = users
-        .by_id
-        .keys()
-        .filter(|id| !managed.contains(id))
-        .count() as u64;
     Ok(report)
 }
 
-/// Decides one person from the prefetched users; people in sync are
-/// counted at once, the rest are queued for the provisioning function.
-fn judge(
-    person: &Person,
-    users: &Users,
-    managed: &mut HashSet<Uuid>,
-    report: &mut Report,
-    pending: &mut Vec<(Email, Action)>,
-) {
-    let linked = |id: Uuid| users.by_id.get(&id);
-    let others: Vec<&AuthUser> = person
-        .other_links
-        .iter()
-        .filter_map(|id| linked(*id))
+/// What provisioning would read for `person`, from the prefetched users.
+fn facts(person: Person, users: &Users, links: &HashMap<Uuid, LinkRow>) -> Facts {
+    let linked = person
+        .links()
+        .filter_map(|id| users.by_id.get(&id).map(|u| (id, u.clone())))
         .collect();
-    let action = if person.desired().is_some() {
-        // The same search order as provisioning: the linked user, else the
-        // user with the email (which provisioning would adopt).
-        let target = person
-            .holder
-            .as_ref()
-            .and_then(|h| h.auth_user_id)
-            .and_then(linked)
-            .or_else(|| {
-                users
-                    .by_email
-                    .get(person.email.as_str())
-                    .and_then(|id| linked(*id))
-            });
-        if let Some(t) = target {
-            managed.insert(t.id);
-        }
-        plan(person, target, &others)
-    } else {
-        let mut all = others;
-        all.extend(
-            person
-                .holder
-                .as_ref()
-                .and_then(|h| h.auth_user_id)
-                .and_then(linked),
-        );
-        plan(person, None, &all)
+    let occupant = match users.by_email.get(person.email.as_str()) {
+        Some(id) => Occupant::User(users.by_id[id].clone(), links.get(id).cloned()),
+        None => Occupant::Nobody,
     };
-    if action == Action::Unchanged {
-        report.count(action);
-    } else {
-        pending.push((person.email.clone(), action));
+    Facts {
+        person,
+        linked,
+        occupant,
     }
 }

@@ -24,4 +24,5 @@ mod reconcile;
 mod rls;
 mod shutdown;
 mod signatures;
+mod stress;
 mod supabase_provider;

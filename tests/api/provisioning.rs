@@ -8,7 +8,7 @@ use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use rosterd::event::ParsedBody;
 use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::provider::supabase::SupabaseProvider;
-use rosterd::provision::provider::{AuthProvider, AuthUser, Profile};
+use rosterd::provision::provider::{AuthProvider, AuthUser};
 use rosterd::provision::roles::RoleMap;
 use rosterd::provision::worker::{DrainReport, Worker, WorkerConfig};
 use rosterd::roster::{ingest, Source};
@@ -69,9 +69,15 @@ impl Harness {
             .unwrap();
     }
 
+    /// A worker with its own pool of `concurrency + 2` connections, as
+    /// `rosterd serve` gives it (each running job holds one for its locks).
     pub fn worker(&self, concurrency: usize) -> Worker {
+        let opts = (*self.db.connect_options()).clone();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(concurrency as u32 + 2)
+            .connect_lazy_with(rosterd::db::worker_options(opts));
         Worker::new(
-            self.db.clone(),
+            pool,
             self.provider.clone(),
             WorkerConfig {
                 concurrency,
@@ -135,6 +141,37 @@ impl Harness {
             self.make_due().await;
         }
         panic!("the queue did not drain in 20 rounds: {total:?}");
+    }
+
+    /// A user made outside rosterd (no `managed_by` marker), as an admin
+    /// or another app would make it.
+    pub async fn foreign_user(&self, email: &str, name: &str) -> AuthUser {
+        let id = uuid::Uuid::new_v4();
+        match &self.gotrue {
+            Some(g) => {
+                g.seed(
+                    id,
+                    email,
+                    serde_json::json!({ "name": name }),
+                    serde_json::json!({}),
+                );
+            }
+            None => {
+                sqlx::query(
+                    "insert into auth_accounts (id, email, user_metadata, email_confirmed_at)
+                     values ($1, lower($2), jsonb_build_object('name', $3::text), now())",
+                )
+                .bind(id)
+                .bind(email)
+                .bind(name)
+                .execute(&self.db)
+                .await
+                .unwrap();
+            }
+        }
+        let user = self.provider.get_user(id).await.unwrap().unwrap();
+        assert!(!user.managed);
+        user
     }
 
     pub async fn user(&self, email: &str) -> Option<AuthUser> {
@@ -307,25 +344,14 @@ async fn two_records_swapping_emails_both_end_right(mut h: Harness) {
 }
 
 async fn a_user_that_existed_before_rosterd_is_adopted(mut h: Harness) {
-    let existing = h
-        .provider
-        .create_user(
-            uuid::Uuid::new_v4(),
-            &Profile {
-                email: "ada@x.io".into(),
-                name: Some("Pre-existing".into()),
-                roles: vec![],
-                roster_id: String::new(),
-            },
-        )
-        .await
-        .unwrap();
+    let existing = h.foreign_user("ada@x.io", "Pre-existing").await;
     h.send("user.created", "recA", "ADA@x.io", "active").await;
     h.drain().await;
     let users = h.all_users().await;
     assert_eq!(users.len(), 1, "adopted, not duplicated");
     assert_eq!(users[0].id, existing.id);
     assert_eq!(users[0].roster_id.as_deref(), Some("recA"));
+    assert!(users[0].managed, "adopted users carry the marker");
     assert_eq!(h.action_for("ada@x.io").await, "updated");
 }
 
@@ -493,6 +519,44 @@ async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
         .unwrap();
 }
 
+/// A user of ours whose roster link was removed by hand is an orphan: the
+/// next job for its email bans it (no active holder) or links it back (an
+/// active holder), keeping its id; a user without the marker is never
+/// touched.
+async fn an_orphan_is_banned_or_relinked_and_a_foreign_user_left_alone(mut h: Harness) {
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    h.send("user.created", "recB", "bob@x.io", "active").await;
+    h.drain_all().await;
+    let stranger = h.foreign_user("eve@x.io", "Eve").await;
+    let (ada, bob) = (
+        h.user("ada@x.io").await.unwrap(),
+        h.user("bob@x.io").await.unwrap(),
+    );
+    sqlx::query("update roster set auth_user_id = null")
+        .execute(&h.db)
+        .await
+        .unwrap();
+    h.send("user.deleted", "recA", "", "").await;
+    h.send("user.updated", "recB", "bob@x.io", "active").await;
+    h.drain_all().await;
+    let ada_now = h.user("ada@x.io").await.unwrap();
+    assert_eq!(ada_now.id, ada.id);
+    assert!(ada_now.banned, "the deleted person's orphan is banned");
+    let bob_now = h.user("bob@x.io").await.unwrap();
+    assert_eq!(
+        bob_now.id, bob.id,
+        "the active person's orphan is linked back"
+    );
+    assert!(!bob_now.banned);
+    let linked: Option<uuid::Uuid> =
+        sqlx::query_scalar("select auth_user_id from roster where id = 'recB'")
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert_eq!(linked, Some(bob.id));
+    assert_eq!(h.user("eve@x.io").await.unwrap(), stranger);
+}
+
 /// Runs a scenario against the local provider and against Supabase (the
 /// GoTrue stand-in): the same semantics on both.
 macro_rules! on_both_providers {
@@ -518,6 +582,7 @@ on_both_providers!(
     two_records_swapping_emails_both_end_right,
     a_user_that_existed_before_rosterd_is_adopted,
     an_inactive_person_never_gets_an_account,
+    an_orphan_is_banned_or_relinked_and_a_foreign_user_left_alone,
 );
 
 // --- convergence -----------------------------------------------------------
@@ -616,13 +681,35 @@ fn logins_converge(supabase: bool, default_cases: u32) {
                 prop_assert_eq!(h.drain_all().await.dead, 0);
                 let expected = h.login_state().await;
 
-                let h = fresh().await;
-                for (i, &k) in delivery.iter().enumerate() {
-                    h.apply(&events[k]).await;
-                    if drain_after[i] {
-                        h.drain().await;
-                    }
+                // Shuffled, from three concurrent senders, while a worker
+                // at concurrency 8 runs; a sender also drains at random
+                // points, so two workers overlap as two replicas would.
+                let h = Arc::new(fresh().await);
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let running = tokio::spawn(h.worker(8).run(shutdown.clone()));
+                let mut senders = tokio::task::JoinSet::new();
+                for s in 0..3 {
+                    let h = h.clone();
+                    let mine: Vec<(Value, bool)> = delivery
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % 3 == s)
+                        .map(|(i, &k)| (events[k].clone(), drain_after[i]))
+                        .collect();
+                    senders.spawn(async move {
+                        for (e, drain) in mine {
+                            h.apply(&e).await;
+                            if drain {
+                                h.drain().await;
+                            }
+                        }
+                    });
                 }
+                while let Some(r) = senders.join_next().await {
+                    r.unwrap();
+                }
+                shutdown.cancel();
+                running.await.unwrap();
                 prop_assert_eq!(h.drain_all().await.dead, 0);
                 prop_assert_eq!(h.login_state().await, expected);
                 Ok::<(), TestCaseError>(())

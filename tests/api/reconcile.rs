@@ -8,7 +8,7 @@ use rosterd::provision::reconcile::{reconcile, Report};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-fn report(c: [u64; 7]) -> Report {
+fn report(c: [u64; 8]) -> Report {
     Report {
         created: c[0],
         restored: c[1],
@@ -16,7 +16,8 @@ fn report(c: [u64; 7]) -> Report {
         updated: c[3],
         unchanged: c[4],
         unmanaged: c[5],
-        failed: c[6],
+        orphaned: c[6],
+        failed: c[7],
     }
 }
 
@@ -28,16 +29,7 @@ async fn drop_queue(h: &Harness) {
 }
 
 async fn stranger(h: &Harness, email: &str) {
-    let p = Profile {
-        email: email.into(),
-        name: Some("Stranger".into()),
-        roles: vec![],
-        roster_id: String::new(),
-    };
-    h.provider
-        .create_user(uuid::Uuid::new_v4(), &p)
-        .await
-        .unwrap();
+    h.foreign_user(email, "Stranger").await;
 }
 
 /// One person per counter, then the queue emptied so only reconcile acts.
@@ -109,13 +101,13 @@ async fn mixed_fixture_exact_counters_then_all_unchanged(mut h: Harness) {
     let before = h.all_users().await;
 
     let dry = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
-    assert_eq!(dry, report([1, 1, 1, 1, 3, 2, 0]));
+    assert_eq!(dry, report([1, 1, 1, 1, 3, 2, 0, 0]));
     assert_eq!(h.all_users().await, before, "dry run changes nothing");
 
     let real = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
-    assert_eq!(real, report([1, 1, 1, 1, 3, 2, 0]));
+    assert_eq!(real, report([1, 1, 1, 1, 3, 2, 0, 0]));
     let again = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
-    assert_eq!(again, report([0, 0, 0, 0, 7, 2, 0]));
+    assert_eq!(again, report([0, 0, 0, 0, 7, 2, 0, 0]));
 
     // The strangers were left exactly as they were.
     let after = h.all_users().await;
@@ -140,7 +132,8 @@ async fn more_than_ten_pages_of_supabase_users_are_all_read(db: PgPool) {
     let mut rows = Vec::new();
     for i in 0..10_500 {
         let email = format!("p{i}@x.io");
-        let meta = serde_json::json!({"roles": [], "roster_id": format!("rec{i}")});
+        let meta = serde_json::json!({"roles": [], "roster_id": format!("rec{i}"),
+                                      "managed_by": "rosterd"});
         let id = g.seed(
             uuid::Uuid::new_v4(),
             &email,
@@ -170,7 +163,7 @@ async fn more_than_ten_pages_of_supabase_users_are_all_read(db: PgPool) {
     .await
     .unwrap();
     let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
-    assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0]));
+    assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0, 0]));
     assert!(
         g.requests("GET", "/admin/users") >= 11,
         "every page requested"
@@ -185,7 +178,8 @@ async fn more_than_ten_pages_of_users_are_all_read(db: PgPool) {
     sqlx::raw_sql(
         "insert into auth_accounts (id, email, user_metadata, app_metadata, created_at)
          select gen_random_uuid(), 'p' || i || '@x.io', '{\"name\": null}',
-                jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i),
+                jsonb_build_object('roles', '[]'::jsonb, 'roster_id', 'rec' || i,
+                                   'managed_by', 'rosterd'),
                 now() - make_interval(secs => 20000 - i)
          from generate_series(1, 10500) i;
          insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at,
@@ -197,7 +191,7 @@ async fn more_than_ten_pages_of_users_are_all_read(db: PgPool) {
     .await
     .unwrap();
     let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
-    assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0]));
+    assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0, 0]));
 }
 
 fn run_provision(url: &str, args: &[&str]) -> (i32, String, String) {
@@ -231,13 +225,13 @@ async fn cli_prints_the_block_and_json(_p: PgPoolOptions, opts: PgConnectOptions
     assert_eq!(
         json,
         serde_json::json!({"created": 1, "restored": 1, "decommissioned": 1, "updated": 1,
-                           "unchanged": 3, "unmanaged": 2, "failed": 0})
+                           "unchanged": 3, "unmanaged": 2, "orphaned": 0, "failed": 0})
     );
     let (code, out, err) = run_provision(&url, &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "  Provisioning auth users from roster\n\n  created: 1\n  restored: 1\n  decommissioned: 1\n  updated: 1\n  unchanged: 3\n  unmanaged: 2\n  failed: 0\n\n  Reconciliation complete\n"
+        "  Provisioning auth users from roster\n\n  created: 1\n  restored: 1\n  decommissioned: 1\n  updated: 1\n  unchanged: 3\n  unmanaged: 2\n  orphaned: 0\n  failed: 0\n\n  Reconciliation complete\n"
     );
     let (code, out, _) = run_provision(&url, &[]);
     assert_eq!(code, 0);
@@ -273,4 +267,45 @@ async fn cli_refuses_bad_provider_config(_p: PgPoolOptions, opts: PgConnectOptio
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AUTH_PROVIDER"));
+}
+
+/// A user of ours that no row links any more, on an email no job will look
+/// at again, is counted as orphaned (not unmanaged) and banned by the
+/// reconcile; a user without the marker stays untouched.
+async fn orphans_are_counted_and_banned(mut h: Harness) {
+    h.send("user.created", "r1", "p1@x.io", "active").await;
+    h.send("user.created", "r2", "p2@x.io", "active").await;
+    h.drain_all().await;
+    stranger(&h, "outsider@x.io").await;
+    let p2 = h.user("p2@x.io").await.unwrap();
+    // Gone from the roster by hand: no event, no job.
+    sqlx::query("delete from roster where id = 'r2'")
+        .execute(&h.db)
+        .await
+        .unwrap();
+    let before = h.all_users().await;
+    let dry = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
+    assert_eq!(dry, report([0, 0, 0, 0, 1, 1, 1, 0]));
+    assert_eq!(h.all_users().await, before, "dry run changes nothing");
+    let real = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    assert_eq!(real, report([0, 0, 0, 0, 1, 1, 1, 0]));
+    let now = h.user("p2@x.io").await.unwrap();
+    assert_eq!(now.id, p2.id);
+    assert!(now.banned);
+    let again = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
+    assert_eq!(again, report([0, 0, 0, 0, 1, 1, 0, 0]));
+    let outsider = |users: &[rosterd::provision::provider::AuthUser]| {
+        users.iter().find(|u| u.email == "outsider@x.io").cloned()
+    };
+    assert_eq!(outsider(&h.all_users().await), outsider(&before));
+}
+
+#[sqlx::test]
+async fn orphans_local(db: PgPool) {
+    orphans_are_counted_and_banned(Harness::local(db)).await;
+}
+
+#[sqlx::test]
+async fn orphans_supabase(db: PgPool) {
+    orphans_are_counted_and_banned(Harness::gotrue(db).await).await;
 }

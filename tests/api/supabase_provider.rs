@@ -77,8 +77,14 @@ async fn create_get_update_ban_unban_keep_one_id() {
         name: Some("Ada".into()),
         roles: vec!["reader".into()],
         roster_id: Some("recA".into()),
+        managed: true,
     };
     assert_eq!(created, expected);
+    assert_eq!(
+        g.user(id).unwrap().app_metadata["managed_by"],
+        serde_json::json!("rosterd"),
+        "ownership is recorded at the provider"
+    );
     assert_eq!(p.get_user(id).await.unwrap(), Some(expected));
     let stored = g.user(id).unwrap();
     assert!(stored.email_confirmed_at.is_some(), "email_confirm: true");

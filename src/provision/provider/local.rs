@@ -44,6 +44,7 @@ impl From<Row> for AuthUser {
                 })
                 .unwrap_or_default(),
             roster_id: r.app_metadata["roster_id"].as_str().map(str::to_owned),
+            managed: r.app_metadata["managed_by"].as_str() == Some(super::MANAGED_BY),
         }
     }
 }
@@ -59,7 +60,7 @@ fn transient(e: sqlx::Error) -> ProviderError {
 fn metadata(p: &Profile) -> (Value, Value) {
     (
         json!({"name": p.name}),
-        json!({"roles": p.roles, "roster_id": p.roster_id}),
+        json!({"roles": p.roles, "roster_id": p.roster_id, "managed_by": super::MANAGED_BY}),
     )
 }
 

@@ -13,6 +13,13 @@ use uuid::Uuid;
 /// How long a ban lasts: ~100 years, the convention for "decommissioned".
 pub const BAN_DURATION: &str = "876000h";
 
+/// `app_metadata.managed_by` on every auth user rosterd creates or adopts:
+/// ownership is recorded at the provider too, so a user that lost its
+/// roster link (a crash between create and link, an operator's SQL) is
+/// still known to be rosterd's to ban. Users without it are never touched
+/// unless the contract's adoption rule hands them to a person.
+pub const MANAGED_BY: &str = "rosterd";
+
 /// An auth user as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
@@ -23,10 +30,13 @@ pub struct AuthUser {
     pub name: Option<String>,
     pub roles: Vec<String>,
     pub roster_id: Option<String>,
+    /// Carries `app_metadata.managed_by = "rosterd"`.
+    pub managed: bool,
 }
 
 /// What rosterd writes about a person: `user_metadata.name`,
-/// `app_metadata.roles`, `app_metadata.roster_id`.
+/// `app_metadata.roles`, `app_metadata.roster_id` (and always
+/// `app_metadata.managed_by`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub email: String,

@@ -334,7 +334,7 @@ impl AuthProvider for SupabaseProvider {
 }
 
 fn app_metadata(profile: &Profile) -> Value {
-    json!({ "roles": profile.roles, "roster_id": profile.roster_id })
+    json!({ "roles": profile.roles, "roster_id": profile.roster_id, "managed_by": super::MANAGED_BY })
 }
 
 struct Reply {
@@ -641,6 +641,7 @@ impl UserJson {
                 .get("roster_id")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            managed: app_meta.get("managed_by").and_then(Value::as_str) == Some(super::MANAGED_BY),
         })
     }
 }

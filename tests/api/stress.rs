@@ -1,0 +1,422 @@
+//! Black-box convergence under concurrent delivery: the real binary (one
+//! or two replicas of `rosterd serve` on one database, worker on at
+//! concurrency 8), six senders posting shuffled histories with duplicates
+//! over HTTP while the workers run, against both providers.
+//!
+//! Each history is delivered twice into the same service, under two
+//! namespaces of record ids and emails: shuffled with duplicates by the six
+//! senders, and once in order by a seventh (the reference). After the queues
+//! drain, both namespaces must show the same roster and the same logins
+//! (which emails can log in, with what metadata); every login must belong to
+//! its email's active holder through the row's link; no user of ours may be
+//! orphaned; and a dry-run reconcile must find nothing to do.
+//!
+//! `STRESS_HISTORIES` sets the number of histories per case (default 13,
+//! so 52 in `make test`); `make soak` runs many more.
+
+use crate::gotrue::{self, GoTrue};
+use crate::helpers::*;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rosterd::provision::provider::local::LocalProvider;
+use rosterd::provision::provider::supabase::SupabaseProvider;
+use rosterd::provision::provider::{AuthProvider, AuthUser};
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, VecDeque};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const EVENTS: usize = 80;
+const RECORDS: u32 = 6;
+const EMAILS: u32 = 4;
+const SENDERS: usize = 6;
+
+/// One history: events over a few records sharing a few emails, with few
+/// distinct timestamps (ties are ordered by event id), records re-created
+/// under old emails, emails moving between records, deletes of unknown ids.
+fn history(rng: &mut StdRng) -> Vec<(u8, u32, u32, bool, bool, u32)> {
+    (0..EVENTS)
+        .map(|_| {
+            (
+                rng.gen_range(0..3u8),
+                // One id beyond the others only ever gets deletes: unknown ids.
+                rng.gen_range(0..=RECORDS),
+                rng.gen_range(0..EMAILS),
+                rng.gen_bool(0.75),
+                rng.gen_bool(0.5),
+                rng.gen_range(0..20u32),
+            )
+        })
+        .collect()
+}
+
+/// The history's events under namespace `ns`.
+fn events(h: &[(u8, u32, u32, bool, bool, u32)], ns: &str) -> Vec<Value> {
+    h.iter()
+        .enumerate()
+        .map(|(i, &(kind, rec, email, active, admin, secs))| {
+            let id = format!("{ns}-evt-{i:03}");
+            let at = format!("2026-11-22T10:00:{secs:02}Z");
+            let rec_id = format!("{ns}-rec{rec}");
+            if kind == 2 || rec == RECORDS {
+                return delete_event(&id, &at, &rec_id);
+            }
+            let kind = ["user.created", "user.updated"][kind as usize];
+            let mut e = upsert_event(kind, &id, &at, &rec_id, &format!("{ns}-p{email}@X.io"));
+            e["user"]["status"] = json!(if active { "active" } else { "disabled" });
+            e["user"]["groups"] = json!(if admin { vec!["admins"] } else { vec![] });
+            e["user"]["name"] = json!(format!("name {i}"));
+            e
+        })
+        .collect()
+}
+
+struct Replicas {
+    children: Vec<Child>,
+    bases: Vec<String>,
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn provider_env(cmd: &mut Command, gotrue: Option<&GoTrue>) {
+    provider_vars(gotrue).into_iter().for_each(|(k, v)| {
+        cmd.env(k, v);
+    });
+}
+
+fn provider_vars(gotrue: Option<&GoTrue>) -> Vec<(&'static str, String)> {
+    match gotrue {
+        Some(g) => vec![
+            ("AUTH_PROVIDER", "supabase".into()),
+            ("SUPABASE_URL", g.url().into()),
+            ("SUPABASE_SERVICE_ROLE_KEY", gotrue::KEY.into()),
+        ],
+        None => vec![("AUTH_PROVIDER", "local".into())],
+    }
+}
+
+async fn start(url: &str, replicas: usize, gotrue: Option<&GoTrue>) -> Replicas {
+    let client = reqwest::Client::new();
+    let mut r = Replicas {
+        children: Vec::new(),
+        bases: Vec::new(),
+    };
+    for _ in 0..replicas {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("AIRTABLE_USER_SYNC_SECRET", SECRET)
+            .env("ROLE_MAP", "admins=admin")
+            .env("ROLE_DEFAULTS", "reader")
+            .env("WORKER_CONCURRENCY", "8")
+            .env("WORKER_POLL_SECS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        provider_env(&mut cmd, gotrue);
+        r.children.push(cmd.spawn().unwrap());
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&client, &base).await;
+        r.bases.push(base);
+    }
+    r
+}
+
+/// Posts every body in `queue`, `senders` at a time, each to a random
+/// replica; every answer must be a 200.
+async fn send_all(bases: &[String], queue: Vec<Value>, senders: usize, seed: u64) {
+    let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
+    let client = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in 0..senders {
+        let (queue, client, bases) = (queue.clone(), client.clone(), bases.to_vec());
+        let mut rng = StdRng::seed_from_u64(seed ^ s as u64);
+        tasks.spawn(async move {
+            loop {
+                let Some(body) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let raw = serde_json::to_vec(&body).unwrap();
+                let base = &bases[rng.gen_range(0..bases.len())];
+                let r = client
+                    .post(format!("{base}/api/sync/users/inbound"))
+                    .header("content-type", "application/json")
+                    .header("x-signature", plain_signature(SECRET, &raw))
+                    .body(raw)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{body}: {}", r.text().await.unwrap());
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+}
+
+async fn all_users(p: &dyn AuthProvider) -> Vec<AuthUser> {
+    let mut users = Vec::new();
+    let mut page = Some(1);
+    while let Some(n) = page {
+        let got = p.list_users(n, 500).await.unwrap();
+        users.extend(got.users);
+        page = got.next;
+    }
+    users
+}
+
+/// What a namespace ends as, with the namespace stripped: the roster, and
+/// who can log in as what.
+#[derive(Debug, PartialEq)]
+struct End {
+    roster: Vec<Row>,
+    logins: BTreeMap<String, Login>,
+}
+
+/// id, email, status, name, roles
+type Row = (String, Option<String>, String, Option<String>, Vec<String>);
+/// name, roles, roster id
+type Login = (Option<String>, Vec<String>, Option<String>);
+
+async fn end_state(db: &PgPool, users: &[AuthUser], ns: &str) -> End {
+    let strip = |s: &str| s.replacen(&format!("{ns}-"), "", 1);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select id, email, status, name, roles from roster where id like $1 || '-%' order by id",
+    )
+    .bind(ns)
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let roster = rows
+        .into_iter()
+        .map(|(id, email, status, name, roles)| {
+            (strip(&id), email.map(|e| strip(&e)), status, name, roles)
+        })
+        .collect();
+    let logins = users
+        .iter()
+        .filter(|u| !u.banned && u.email.starts_with(&format!("{ns}-")))
+        .map(|u| {
+            (
+                strip(&u.email),
+                (
+                    u.name.clone(),
+                    u.roles.clone(),
+                    u.roster_id.as_deref().map(strip),
+                ),
+            )
+        })
+        .collect();
+    End { roster, logins }
+}
+
+/// Every user that can log in is linked to the active holder of its email,
+/// every active holder's user can log in, and no user of ours is unlinked
+/// yet able to log in.
+async fn check_links(db: &PgPool, users: &[AuthUser]) -> Result<(), String> {
+    let holders: Vec<(String, String, Option<uuid::Uuid>)> = sqlx::query_as(
+        "select distinct on (email) email, status, auth_user_id from roster
+         where email is not null and status <> 'deleted'
+         order by email, profile_at desc, profile_event_id desc",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let links: BTreeMap<uuid::Uuid, String> = sqlx::query_as::<_, (uuid::Uuid, String)>(
+        "select auth_user_id, id from roster where auth_user_id is not null",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let by_id: BTreeMap<uuid::Uuid, &AuthUser> = users.iter().map(|u| (u.id, u)).collect();
+    for (email, status, link) in &holders {
+        let user = link.and_then(|id| by_id.get(&id));
+        match (status.as_str(), user) {
+            ("active", Some(u)) if !u.banned && u.email == *email => {}
+            ("active", u) => return Err(format!("active holder of {email} has {u:?}")),
+            (_, Some(u)) if !u.banned => {
+                return Err(format!("inactive holder of {email} can log in as {u:?}"))
+            }
+            _ => {}
+        }
+    }
+    let active: BTreeMap<&str, Option<uuid::Uuid>> = holders
+        .iter()
+        .filter(|h| h.1 == "active")
+        .map(|h| (h.0.as_str(), h.2))
+        .collect();
+    for u in users.iter().filter(|u| !u.banned) {
+        if active.get(u.email.as_str()) != Some(&Some(u.id)) {
+            return Err(format!(
+                "{u:?} can log in but is not its email's active holder's user (linked to {:?})",
+                links.get(&u.id)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The dry-run reconcile, as an operator runs it.
+async fn dry_run(url: &str, gotrue: Option<&GoTrue>) -> Value {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rosterd"));
+    cmd.args(["provision", "--dry-run", "--json"])
+        .env_clear()
+        .env("DATABASE_URL", url);
+    cmd.envs(provider_vars(gotrue));
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn queue_drained(db: &PgPool) -> bool {
+    let (left, dead): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where state in ('pending', 'running')),
+                count(*) filter (where state = 'dead') from provisioning_jobs",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(dead, 0, "no job may die");
+    left == 0
+}
+
+pub async fn converge(opts: &PgConnectOptions, supabase: bool, replicas: usize, seed: u64) {
+    let histories: usize = std::env::var("STRESS_HISTORIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(13);
+    let db = migrated(opts).await;
+    let url = url_of(opts);
+    let g = if supabase {
+        let g = GoTrue::start().await;
+        // A little latency widens the windows in which jobs interleave.
+        g.set_latency(Duration::from_millis(2));
+        Some(g)
+    } else {
+        None
+    };
+    let reader: Arc<dyn AuthProvider> = match &g {
+        Some(g) => Arc::new(
+            SupabaseProvider::new(
+                g.url(),
+                gotrue::KEY.to_string().into(),
+                Duration::from_secs(10),
+            )
+            .unwrap(),
+        ),
+        None => Arc::new(LocalProvider::new(db.clone())),
+    };
+    let service = start(&url, replicas, g.as_ref()).await;
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shuffled = Vec::new();
+    let mut in_order = Vec::new();
+    for n in 0..histories {
+        let h = history(&mut rng);
+        for e in events(&h, &format!("h{n}s")) {
+            let copies = rng.gen_range(1..=2);
+            shuffled.extend(std::iter::repeat_n(e, copies));
+        }
+        let mut reference = events(&h, &format!("h{n}r"));
+        reference.sort_by_key(|e| (e["occurredAt"].to_string(), e["eventId"].to_string()));
+        in_order.extend(reference);
+    }
+    shuffled.shuffle(&mut rng);
+    tokio::join!(
+        send_all(&service.bases, shuffled, SENDERS, seed),
+        send_all(&service.bases, in_order, 1, seed),
+    );
+    assert!(
+        poll(Duration::from_secs(120 + histories as u64), || {
+            queue_drained(&db)
+        })
+        .await,
+        "the queue did not drain"
+    );
+
+    let users = all_users(reader.as_ref()).await;
+    let mut diverged = Vec::new();
+    for n in 0..histories {
+        let got = end_state(&db, &users, &format!("h{n}s")).await;
+        let want = end_state(&db, &users, &format!("h{n}r")).await;
+        assert_eq!(got.roster, want.roster, "history {n}: rosters differ");
+        if got.logins != want.logins {
+            diverged.push(format!(
+                "history {n}: logins {:?}\n  in order: {:?}",
+                got.logins, want.logins
+            ));
+        }
+    }
+    assert!(
+        diverged.is_empty(),
+        "seed {seed}: {} of {histories} histories diverged:\n{}",
+        diverged.len(),
+        diverged.join("\n")
+    );
+    check_links(&db, &users)
+        .await
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let report = dry_run(&url, g.as_ref()).await;
+    for counter in [
+        "created",
+        "restored",
+        "decommissioned",
+        "updated",
+        "orphaned",
+        "failed",
+    ] {
+        assert_eq!(report[counter], 0, "seed {seed}: dry run {report}");
+    }
+    drop(service);
+    db.close().await;
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("stress seed {seed} (STRESS_SEED reruns it)");
+    seed
+}
+
+#[sqlx::test]
+async fn local_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge(&opts, false, 1, seed()).await;
+}
+
+#[sqlx::test]
+async fn local_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge(&opts, false, 2, seed()).await;
+}
+
+#[sqlx::test]
+async fn supabase_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge(&opts, true, 1, seed()).await;
+}
+
+#[sqlx::test]
+async fn supabase_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge(&opts, true, 2, seed()).await;
+}
