@@ -46,7 +46,7 @@ pub mod worker;
 
 use crate::event::Email;
 use locks::{Key, Locks};
-use person::{decide, link, link_row, load, Action, Decision, Facts, Occupant, Step};
+use person::{decide, link, link_new, link_row, load, Action, Decision, Facts, Occupant, Step};
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use sqlx::PgPool;
 use std::collections::{BTreeSet, HashMap};
@@ -246,7 +246,7 @@ async fn act(
                 let holder = holder.expect("only an active holder gets a user");
                 match create(provider, email, profile).await? {
                     Some(user) => {
-                        link(locks.conn(), email, &holder.row_id, expected, user.id).await?
+                        link_new(locks.conn(), email, &holder.row_id, expected, user.id).await?
                     }
                     None => false,
                 }

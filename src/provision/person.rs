@@ -356,6 +356,29 @@ pub async fn link_row(conn: &mut PgConnection, user: Uuid) -> Result<Option<Link
     }))
 }
 
+/// Links a user created just now, which no other row can link yet; the
+/// same compare-and-set as [`link`], in one statement.
+pub async fn link_new(
+    conn: &mut PgConnection,
+    person: &Email,
+    row_id: &str,
+    expected: Option<Uuid>,
+    user: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "update roster set auth_user_id = $2, auth_linked_at = now()
+         where id = $1 and email = $3 and status = 'active'
+           and auth_user_id is not distinct from $4",
+        row_id,
+        user,
+        person.as_str(),
+        expected
+    )
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Makes `user` the holder row's auth user, taking the link from whichever
 /// row had it (an auth user is linked to at most one row) — but only if
 /// the row still carries the person's email, is active and links what the
@@ -375,19 +398,7 @@ pub async fn link(
     )
     .execute(&mut *tx)
     .await?;
-    let linked = sqlx::query!(
-        "update roster set auth_user_id = $2, auth_linked_at = now()
-         where id = $1 and email = $3 and status = 'active'
-           and auth_user_id is not distinct from $4",
-        row_id,
-        user,
-        person.as_str(),
-        expected
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let linked = link_new(&mut tx, person, row_id, expected, user).await?;
     if linked {
         tx.commit().await?;
     }
