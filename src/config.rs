@@ -1,4 +1,4 @@
-//! Configuration (CONTRACT §9): environment variables with a matching flag
+//! Configuration (docs/contract.md §9): environment variables with a matching flag
 //! each, `NAME_FILE` for every secret, and one clear line per bad value.
 
 use crate::provision::provider::local::LocalProvider;

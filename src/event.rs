@@ -1,4 +1,4 @@
-//! The user event of CONTRACT §2, parsed once into domain types.
+//! The user event of docs/contract.md §2, parsed once into domain types.
 //!
 //! Everything downstream takes these types, so nothing after this module
 //! re-checks lengths, character sets or email syntax.
@@ -94,7 +94,7 @@ impl RecordId {
 }
 
 /// A canonical email: trimmed, lower-cased, syntactically valid, ≤ 254 chars.
-/// A person *is* one of these (CONTRACT §4).
+/// A person *is* one of these (docs/contract.md §4).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);

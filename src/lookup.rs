@@ -1,4 +1,4 @@
-//! The login read-through (CONTRACT §6): answer from the roster, provision
+//! The login read-through (docs/contract.md §6): answer from the roster, provision
 //! an active person whose auth user is missing or stale on the spot.
 
 use crate::event::{Email, RecordId};

@@ -1,4 +1,4 @@
-//! Prometheus metrics (CONTRACT §9), served at `GET /metrics`.
+//! Prometheus metrics (docs/contract.md §9), served at `GET /metrics`.
 //!
 //! Two kinds live here. What the process does (events, signature failures,
 //! request latency, provider and directory calls, jobs finished) is counted

@@ -1,4 +1,4 @@
-//! Request signatures (CONTRACT §3): the plain `X-Signature` scheme and
+//! Request signatures (docs/contract.md §3): the plain `X-Signature` scheme and
 //! Standard Webhooks. Verification runs on the raw body, before parsing.
 
 use axum::http::HeaderMap;

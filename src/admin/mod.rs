@@ -1,4 +1,4 @@
-//! What operators can see and do (CONTRACT §8): stored events and their
+//! What operators can see and do (docs/contract.md §8): stored events and their
 //! replay, one person's whole state, the job queue, the audit log. The
 //! HTTP routes (`http::admin`) and the CLI both call these.
 

@@ -1,5 +1,5 @@
 //! The people directory that login read-through falls back to when the
-//! roster does not know an email or id (CONTRACT §6). Airtable is the only
+//! roster does not know an email or id (docs/contract.md §6). Airtable is the only
 //! directory so far; the types here say nothing about it, so callers do not
 //! either.
 

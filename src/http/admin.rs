@@ -1,4 +1,4 @@
-//! `/api/admin/...` (CONTRACT §8): operators' calls, each behind a named
+//! `/api/admin/...` (docs/contract.md §8): operators' calls, each behind a named
 //! bearer token whose name is the actor in the audit log. Handlers only
 //! translate HTTP; the work is in `crate::admin`.
 

@@ -1,4 +1,4 @@
-//! `POST /api/sync/users/inbound` (CONTRACT §4): verify the raw body, parse
+//! `POST /api/sync/users/inbound` (docs/contract.md §4): verify the raw body, parse
 //! it once, apply it through the one apply path.
 
 use crate::error::ApiError;

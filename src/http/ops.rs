@@ -1,4 +1,4 @@
-//! Health, readiness and metrics (CONTRACT §9).
+//! Health, readiness and metrics (docs/contract.md §9).
 
 use crate::AppState;
 use axum::extract::State;

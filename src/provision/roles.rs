@@ -1,4 +1,4 @@
-//! Group-to-role mapping (CONTRACT §7).
+//! Group-to-role mapping (docs/contract.md §7).
 
 use crate::config::ConfigError;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 //! The roster: one row per upstream record, two last-writer-wins registers
-//! each (CONTRACT §4). `merge` is the pure rule, `apply` the one transaction
+//! each (docs/contract.md §4). `merge` is the pure rule, `apply` the one transaction
 //! every event source goes through, `store` its SQL.
 
 pub mod apply;

@@ -345,7 +345,7 @@ pub async fn set_event_outcome(
 }
 
 /// Emails carried by more than one live row: the holder still answers,
-/// operators are told (CONTRACT §4).
+/// operators are told (docs/contract.md §4).
 pub async fn email_conflicts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select email as "email!", count(*) as "rows!"

@@ -1,4 +1,4 @@
-//! The operators' API (CONTRACT §8): tokens, lists and their filters,
+//! The operators' API (docs/contract.md §8): tokens, lists and their filters,
 //! replay of failed and stale events, provisioning on demand, the job
 //! queue, and an audit row for every change.
 

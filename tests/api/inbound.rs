@@ -1,4 +1,4 @@
-//! One test per row of CONTRACT §4's table: status, body, and what the
+//! One test per row of docs/contract.md §4's table: status, body, and what the
 //! database holds afterwards.
 
 use crate::helpers::*;
