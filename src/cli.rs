@@ -1,7 +1,9 @@
 //! The command line: `serve`, `migrate`, `worker`, `provision`, `push`,
 //! `sync`, `replay`, `sign`.
 
-use crate::config::{DatabaseArgs, DirectoryArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs};
+use crate::config::{
+    DatabaseArgs, DirectoryArgs, EventArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs,
+};
 use crate::directory::readthrough::ReadThrough;
 use crate::provision::worker::Worker;
 use crate::signature::Key;
@@ -60,6 +62,8 @@ pub struct ReplayCmd {
     pub db: DatabaseArgs,
     #[command(flatten)]
     pub roles: RoleArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// The stored event to replay.
     #[arg(conflicts_with_all = ["status", "event_type", "user_id", "since", "until", "limit", "dry_run"])]
     pub event_id: Option<String>,
@@ -96,6 +100,8 @@ pub struct SyncCmd {
     #[command(flatten)]
     pub roles: RoleArgs,
     #[command(flatten)]
+    pub events: EventArgs,
+    #[command(flatten)]
     pub directory: DirectoryArgs,
     /// Delete live records that are not in the table.
     #[arg(long)]
@@ -111,6 +117,8 @@ pub struct PushCmd {
     pub db: DatabaseArgs,
     #[command(flatten)]
     pub roles: RoleArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// roster.yaml / roster.yml / roster.csv (columns: id, email, name, status, groups)
     pub file: std::path::PathBuf,
     /// Delete live records that are not in the file.
@@ -294,6 +302,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Push(cmd) => {
             let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+            let rules = cmd.events.resolve()?;
             let name = cmd.file.display().to_string();
             let text = std::fs::read_to_string(&cmd.file)
                 .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
@@ -302,7 +311,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
             let report =
-                crate::roster::import::import(&pool, &roles, &rows, cmd.prune, cmd.dry_run)
+                crate::roster::import::import(&pool, &roles, &rules, &rows, cmd.prune, cmd.dry_run)
                     .await
                     .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
             if !cmd.dry_run {
@@ -323,6 +332,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Sync(cmd) => {
             let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+            let rules = cmd.events.resolve()?;
             let dir = cmd
                 .directory
                 .resolve()?
@@ -344,7 +354,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
             let report =
-                crate::roster::import::import(&pool, &roles, &rows, cmd.prune, cmd.dry_run)
+                crate::roster::import::import(&pool, &roles, &rules, &rows, cmd.prune, cmd.dry_run)
                     .await
                     .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
             if !cmd.dry_run {
@@ -390,6 +400,7 @@ async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
     use crate::admin::events::{EventFilter, RawFilter};
     use crate::admin::replay::{replay_bulk, replay_one, DEFAULT_BULK_LIMIT};
     let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
+    let rules = cmd.events.resolve()?;
     let actor = cli_actor();
     let filter = EventFilter::parse(&RawFilter {
         status: cmd.status,
@@ -407,7 +418,7 @@ async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
     let pool = connect(&db_cfg).await?;
     migrate(&pool).await?;
     let failed = if let Some(event_id) = cmd.event_id {
-        let r = replay_one(&pool, &roles, &actor, &event_id)
+        let r = replay_one(&pool, &roles, &rules, &actor, &event_id)
             .await
             .map_err(admin_failure)?;
         if cmd.json {
@@ -423,7 +434,7 @@ async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
         u64::from(r.outcome == crate::roster::Outcome::Failed)
     } else {
         let limit = cmd.limit.unwrap_or(DEFAULT_BULK_LIMIT);
-        let report = replay_bulk(&pool, &roles, &actor, &filter, limit, cmd.dry_run)
+        let report = replay_bulk(&pool, &roles, &rules, &actor, &filter, limit, cmd.dry_run)
             .await
             .map_err(admin_failure)?;
         if cmd.json {

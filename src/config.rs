@@ -310,6 +310,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub roles: RoleArgs,
     #[command(flatten)]
+    pub events: EventArgs,
+    #[command(flatten)]
     pub directory: DirectoryArgs,
 }
 
@@ -415,6 +417,21 @@ impl DirectoryArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct EventArgs {
+    /// Refuse events dated more than this many seconds after this server's
+    /// clock (422 naming `occurredAt`); replaying such a stored event fails.
+    #[arg(long, env = "MAX_EVENT_FUTURE_SECS", default_value_t = crate::event::DEFAULT_MAX_FUTURE_SECS)]
+    pub max_event_future_secs: u64,
+}
+
+impl EventArgs {
+    pub fn resolve(&self) -> Result<crate::event::EventRules, ConfigError> {
+        crate::event::EventRules::with_max_future_secs(self.max_event_future_secs)
+            .ok_or_else(|| ConfigError::new("MAX_EVENT_FUTURE_SECS", "is too large"))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct RoleArgs {
     /// Group-to-role map: `group=role` entries, comma- or newline-separated.
     #[arg(long, env = "ROLE_MAP", default_value = "")]
@@ -439,6 +456,8 @@ pub struct Config {
     pub verifier: Verifier,
     pub max_body_bytes: usize,
     pub roles: RoleMap,
+    /// `MAX_EVENT_FUTURE_SECS`: what every source's events are checked with.
+    pub events: crate::event::EventRules,
     pub provider: ProviderConfig,
     /// Tokens admitted by the login lookup; none configured admits nobody.
     pub login_tokens: crate::http::bearer::BearerTokens,
@@ -471,6 +490,7 @@ impl ServeArgs {
             ));
         }
         let roles = self.roles.resolve()?;
+        let events = self.events.resolve()?;
         let provider = self.provider.resolve()?;
         let worker = self.worker.resolve()?;
         let login_tokens = crate::http::bearer::BearerTokens::parse(
@@ -503,6 +523,7 @@ impl ServeArgs {
             verifier: Verifier::new(keys, self.webhook_tolerance_secs),
             max_body_bytes: self.inbound_max_body_bytes,
             roles,
+            events,
         })
     }
 }

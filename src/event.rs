@@ -3,7 +3,7 @@
 //! Everything downstream takes these types, so nothing after this module
 //! re-checks lengths, character sets or email syntax.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -16,6 +16,44 @@ const MAX_EMAIL: usize = 254;
 const MAX_NAME: usize = 200;
 const MAX_GROUPS: usize = 50;
 const MAX_GROUP: usize = 100;
+
+/// `MAX_EVENT_FUTURE_SECS`'s default.
+pub const DEFAULT_MAX_FUTURE_SECS: u64 = 300;
+
+/// Rules of an event that depend on configuration and on this server's
+/// clock rather than on the event alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRules {
+    /// How far past this server's clock `occurredAt` may be. Newest wins
+    /// per record, so an event dated in the far future would win forever:
+    /// every real event after it would be `stale`.
+    pub max_future: TimeDelta,
+}
+
+impl Default for EventRules {
+    fn default() -> Self {
+        Self::with_max_future_secs(DEFAULT_MAX_FUTURE_SECS).expect("the default is in range")
+    }
+}
+
+impl EventRules {
+    /// `None` when `secs` is too large for a timestamp offset.
+    pub fn with_max_future_secs(secs: u64) -> Option<Self> {
+        let max_future = i64::try_from(secs).ok().and_then(TimeDelta::try_seconds)?;
+        Some(Self { max_future })
+    }
+
+    fn check_occurred_at(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+        match now.checked_add_signed(self.max_future) {
+            Some(latest) if at > latest => Err(format!(
+                "must not be more than {} s after this server's clock (MAX_EVENT_FUTURE_SECS); it is {}",
+                self.max_future.num_seconds(),
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// One rule of §2 that the input broke, reported as `{field, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -219,6 +257,9 @@ pub struct ParsedBody {
     /// SHA-256 of the canonical JSON (keys sorted, no whitespace), so two
     /// deliveries that differ only in formatting are the same body.
     pub payload_hash: [u8; 32],
+    /// The rules it was checked with (a redelivery of a failed event is
+    /// applied again under them).
+    pub rules: EventRules,
 }
 
 /// Why a body was refused: not JSON at all (400) or JSON that breaks §2 (422).
@@ -229,20 +270,28 @@ pub enum BodyError {
 }
 
 impl ParsedBody {
-    pub fn from_slice(raw: &[u8]) -> Result<Self, BodyError> {
-        let payload: Value =
-            serde_json::from_slice(raw).map_err(|e| BodyError::Malformed(e.to_string()))?;
-        Self::from_value(payload)
+    /// A request body: JSON without duplicate keys ([`crate::json`]), then
+    /// the event rules.
+    pub fn from_slice(raw: &[u8], rules: &EventRules) -> Result<Self, BodyError> {
+        let payload =
+            crate::json::from_slice(raw).map_err(|e| BodyError::Malformed(e.to_string()))?;
+        Self::parse(payload, rules)
     }
 
-    pub fn from_value(payload: Value) -> Result<Self, BodyError> {
-        let event = UserEvent::from_json(&payload).map_err(BodyError::Invalid)?;
+    pub fn parse(payload: Value, rules: &EventRules) -> Result<Self, BodyError> {
+        let event = UserEvent::parse(&payload, rules).map_err(BodyError::Invalid)?;
         let payload_hash = hash_payload(&payload);
         Ok(Self {
             event,
             payload,
             payload_hash,
+            rules: *rules,
         })
+    }
+
+    /// [`ParsedBody::parse`] under the default rules.
+    pub fn from_value(payload: Value) -> Result<Self, BodyError> {
+        Self::parse(payload, &EventRules::default())
     }
 }
 
@@ -328,15 +377,28 @@ fn parse_name(s: &str) -> Result<String, String> {
 }
 
 impl UserEvent {
-    /// Checks every rule of §2 and reports all broken ones at once.
-    pub fn from_json(v: &Value) -> Result<Self, Vec<FieldError>> {
+    /// Checks every rule of §2, and `rules` against this server's clock, and
+    /// reports all broken ones at once.
+    pub fn parse(v: &Value, rules: &EventRules) -> Result<Self, Vec<FieldError>> {
+        Self::parse_at(v, rules, Utc::now())
+    }
+
+    fn parse_at(
+        v: &Value,
+        rules: &EventRules,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Vec<FieldError>> {
         let Some(obj) = v.as_object() else {
             return Err(vec![FieldError::new("", "the body must be a JSON object")]);
         };
         let mut f = Fields { errors: Vec::new() };
         let event_id = f.required(obj, "eventId", "eventId", EventId::parse);
         let event_type = f.required(obj, "eventType", "eventType", EventType::parse);
-        let at = f.required(obj, "occurredAt", "occurredAt", parse_occurred_at);
+        let at = f.required(obj, "occurredAt", "occurredAt", |s| {
+            let at = parse_occurred_at(s)?;
+            rules.check_occurred_at(at, now)?;
+            Ok(at)
+        });
 
         let user = match obj.get("user") {
             Some(Value::Object(u)) => Some(u),
@@ -374,6 +436,7 @@ impl UserEvent {
             }
         }
 
+        find_nul(v, &mut String::new(), &mut f);
         if !f.errors.is_empty() {
             return Err(f.errors);
         }
@@ -394,6 +457,45 @@ impl UserEvent {
             user_id,
             change,
         })
+    }
+}
+
+/// Postgres stores neither the payload (`jsonb`) nor a `text` column with
+/// U+0000 in it, so no string of the event may hold one: not a value, not
+/// a key, not in a field rosterd otherwise ignores. Reported once per
+/// place, unless that field already broke another rule.
+fn find_nul(v: &Value, path: &mut String, f: &mut Fields) {
+    const MESSAGE: &str = "must not contain U+0000 (NUL)";
+    let report = |f: &mut Fields, field: &str, message: &str| {
+        if !f.errors.iter().any(|e| e.field == field) {
+            f.fail(field, message);
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => report(f, path, MESSAGE),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                find_nul(item, path, f);
+                path.truncate(len);
+            }
+        }
+        Value::Object(obj) => {
+            for (key, item) in obj {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key.replace('\0', "\\u0000"));
+                if key.contains('\0') {
+                    report(f, path, "is a key that contains U+0000 (NUL)");
+                }
+                find_nul(item, path, f);
+                path.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -450,7 +552,7 @@ mod tests {
 
     #[test]
     fn parses_and_canonicalises() {
-        let e = UserEvent::from_json(&base()).unwrap();
+        let e = UserEvent::parse(&base(), &EventRules::default()).unwrap();
         assert_eq!(e.key.event_id.as_str(), "evt_1");
         assert_eq!(e.key.at.to_rfc3339(), "2026-11-22T08:00:00.123456+00:00");
         let Change::Upsert(p) = e.change else {
@@ -470,7 +572,7 @@ mod tests {
             "user": {"id": "", "email": "not-an-email", "status": "deleted",
                      "name": "x".repeat(201), "groups": [1]}
         });
-        let errs = UserEvent::from_json(&v).unwrap_err();
+        let errs = UserEvent::parse(&v, &EventRules::default()).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -491,10 +593,13 @@ mod tests {
     fn deleted_needs_no_email_but_created_does() {
         let mut v = base();
         v["user"].as_object_mut().unwrap().remove("email");
-        let errs = UserEvent::from_json(&v).unwrap_err();
+        let errs = UserEvent::parse(&v, &EventRules::default()).unwrap_err();
         assert_eq!(errs[0].field, "user.email");
         v["eventType"] = json!("user.deleted");
-        assert_eq!(UserEvent::from_json(&v).unwrap().change, Change::Delete);
+        assert_eq!(
+            UserEvent::parse(&v, &EventRules::default()).unwrap().change,
+            Change::Delete
+        );
     }
 
     #[test]
@@ -518,28 +623,78 @@ mod tests {
         let mut v = base();
         v["user"]["groups"] = json!(groups);
         assert_eq!(
-            UserEvent::from_json(&v).unwrap_err()[0].field,
+            UserEvent::parse(&v, &EventRules::default()).unwrap_err()[0].field,
             "user.groups"
         );
     }
 
     #[test]
     fn hash_ignores_formatting_but_not_content() {
-        let a = ParsedBody::from_slice(br#"{"eventId":"e","eventType":"user.deleted","occurredAt":"2026-01-01T00:00:00Z","user":{"id":"r"}}"#).unwrap();
-        let b = ParsedBody::from_slice(br#"{ "user": {"id":"r"}, "occurredAt":"2026-01-01T00:00:00Z", "eventType":"user.deleted", "eventId":"e" }"#).unwrap();
-        let c = ParsedBody::from_slice(br#"{"eventId":"e","eventType":"user.deleted","occurredAt":"2026-01-01T00:00:01Z","user":{"id":"r"}}"#).unwrap();
+        let a = ParsedBody::from_slice(br#"{"eventId":"e","eventType":"user.deleted","occurredAt":"2026-01-01T00:00:00Z","user":{"id":"r"}}"#, &EventRules::default()).unwrap();
+        let b = ParsedBody::from_slice(br#"{ "user": {"id":"r"}, "occurredAt":"2026-01-01T00:00:00Z", "eventType":"user.deleted", "eventId":"e" }"#, &EventRules::default()).unwrap();
+        let c = ParsedBody::from_slice(br#"{"eventId":"e","eventType":"user.deleted","occurredAt":"2026-01-01T00:00:01Z","user":{"id":"r"}}"#, &EventRules::default()).unwrap();
         assert_eq!(a.payload_hash, b.payload_hash);
         assert_ne!(a.payload_hash, c.payload_hash);
     }
 
     #[test]
+    fn occurred_at_may_lead_this_clock_by_the_allowed_skew_only() {
+        let rules = EventRules::with_max_future_secs(300).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |t: &str| {
+            let mut v = base();
+            v["occurredAt"] = json!(t);
+            UserEvent::parse_at(&v, &rules, now)
+        };
+        assert!(at("2026-11-22T08:05:00Z").is_ok());
+        assert!(at("1970-01-01T00:00:00Z").is_ok());
+        for t in ["2026-11-22T08:05:00.000001Z", "9999-12-31T23:59:59Z"] {
+            let errs = at(t).unwrap_err();
+            assert_eq!(errs.len(), 1, "{t}");
+            assert_eq!(errs[0].field, "occurredAt");
+            assert!(errs[0]
+                .message
+                .starts_with("must not be more than 300 s after"));
+        }
+        assert!(EventRules::with_max_future_secs(u64::MAX).is_none());
+        let huge = EventRules::with_max_future_secs(i64::MAX as u64 / 1000).unwrap();
+        assert!(UserEvent::parse_at(&base(), &huge, now).is_ok());
+    }
+
+    #[test]
+    fn nul_is_refused_wherever_it_is() {
+        let mut v = base();
+        v["user"]["note"] = json!("\u{0}");
+        v["user"]["name"] = json!("A\u{0}da");
+        v["x\u{0}"] = json!({"y": ["ok", {"z\u{0}": "\u{0}"}]});
+        v["eventId"] = json!("e\u{0}");
+        let fields: Vec<_> = UserEvent::parse(&v, &EventRules::default())
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "eventId",
+                "user.name",
+                "user.note",
+                "x\\u0000",
+                "x\\u0000.y[1].z\\u0000"
+            ]
+        );
+    }
+
+    #[test]
     fn not_json_and_not_an_object() {
         assert!(matches!(
-            ParsedBody::from_slice(b"{"),
+            ParsedBody::from_slice(b"{", &EventRules::default()),
             Err(BodyError::Malformed(_))
         ));
         assert!(matches!(
-            ParsedBody::from_slice(b"[1]"),
+            ParsedBody::from_slice(b"[1]", &EventRules::default()),
             Err(BodyError::Invalid(_))
         ));
     }

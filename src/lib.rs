@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod json;
 pub mod lookup;
 pub mod metrics;
 pub mod provision;

@@ -78,7 +78,7 @@ pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> 
         return Ok(Answer::NotFound);
     };
     let found = readthrough
-        .load(&state.db, &state.config.roles, key)
+        .load(&state.db, &state.config.roles, &state.config.events, key)
         .await
         .map_err(|e| match e {
             crate::directory::readthrough::ReadThroughError::Apply(e) => LookupError::Db(e),

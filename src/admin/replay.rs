@@ -4,7 +4,7 @@
 use super::audit;
 use super::events::{matching, EventFilter};
 use super::AdminError;
-use crate::event::EventId;
+use crate::event::{EventId, EventRules};
 use crate::provision::roles::RoleMap;
 use crate::roster::apply::{reapply, Reapplied};
 use crate::roster::Outcome;
@@ -16,12 +16,13 @@ use sqlx::PgPool;
 pub async fn replay_one(
     db: &PgPool,
     roles: &RoleMap,
+    rules: &EventRules,
     actor: &str,
     event_id: &str,
 ) -> Result<Reapplied, AdminError> {
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let mut tx = db.begin().await?;
-    let result = reapply(&mut tx, &id, actor, roles)
+    let result = reapply(&mut tx, &id, actor, roles, rules)
         .await?
         .ok_or(AdminError::NotFound)?;
     audit::record(
@@ -96,6 +97,7 @@ impl BulkReport {
 pub async fn replay_bulk(
     db: &PgPool,
     roles: &RoleMap,
+    rules: &EventRules,
     actor: &str,
     filter: &EventFilter,
     limit: i64,
@@ -120,7 +122,7 @@ pub async fn replay_bulk(
     if dry_run {
         let mut tx = db.begin().await?;
         for id in &ids {
-            if let Some(r) = reapply(&mut tx, id, actor, roles).await? {
+            if let Some(r) = reapply(&mut tx, id, actor, roles, rules).await? {
                 report.count(r.outcome);
             }
         }
@@ -129,7 +131,7 @@ pub async fn replay_bulk(
     }
     for id in &ids {
         let mut tx = db.begin().await?;
-        let result = reapply(&mut tx, id, actor, roles).await?;
+        let result = reapply(&mut tx, id, actor, roles, rules).await?;
         tx.commit().await?;
         if let Some(r) = result {
             report.count(r.outcome);

@@ -3,7 +3,7 @@
 //! through the one apply path as a `readthrough` event.
 
 use super::{AirtableDirectory, DirectoryError, DirectoryRecord};
-use crate::event::{Email, ParsedBody, RecordId};
+use crate::event::{Email, EventRules, ParsedBody, RecordId};
 use crate::lookup::Key;
 use crate::provision::roles::RoleMap;
 use crate::roster::{ingest, ApplyError, Outcome, Source};
@@ -116,6 +116,7 @@ impl ReadThrough {
         &self,
         db: &PgPool,
         roles: &RoleMap,
+        rules: &EventRules,
         key: &Key,
     ) -> Result<bool, ReadThroughError> {
         let Some(record) = self.fetch(key).await? else {
@@ -129,7 +130,7 @@ impl ReadThrough {
                 return Ok(false);
             }
         }
-        let Some(body) = to_event(&record) else {
+        let Some(body) = to_event(&record, rules) else {
             tracing::warn!(record = %record.id, "directory record fails the event rules; ignored");
             return Ok(false);
         };
@@ -184,7 +185,7 @@ pub fn to_fields(record: &DirectoryRecord) -> serde_json::Map<String, Value> {
 
 /// A `user.updated` event dated now: the directory's answer is the newest
 /// thing known about the record at this moment.
-fn to_event(record: &DirectoryRecord) -> Option<ParsedBody> {
+fn to_event(record: &DirectoryRecord, rules: &EventRules) -> Option<ParsedBody> {
     RecordId::parse(&record.id).ok()?;
     let now = chrono::Utc::now();
     let event = json!({
@@ -193,5 +194,5 @@ fn to_event(record: &DirectoryRecord) -> Option<ParsedBody> {
         "occurredAt": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "user": Value::Object(to_fields(record)),
     });
-    ParsedBody::from_value(event).ok()
+    ParsedBody::parse(event, rules).ok()
 }

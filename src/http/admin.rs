@@ -95,8 +95,8 @@ fn json_body<T: DeserializeOwned>(
     } else {
         &body
     };
-    let value: Value =
-        serde_json::from_slice(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let value =
+        crate::json::from_slice(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
@@ -129,7 +129,14 @@ async fn replay_one(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let r = admin::replay::replay_one(&state.db, &state.config.roles, &actor, &event_id).await?;
+    let r = admin::replay::replay_one(
+        &state.db,
+        &state.config.roles,
+        &state.config.events,
+        &actor,
+        &event_id,
+    )
+    .await?;
     state.wakeup.poke();
     Ok(Json(json!({
         "eventId": event_id,
@@ -168,6 +175,7 @@ async fn replay_bulk(
     let report = admin::replay::replay_bulk(
         &state.db,
         &state.config.roles,
+        &state.config.events,
         &actor,
         &filter,
         req.limit.unwrap_or(admin::replay::DEFAULT_BULK_LIMIT),

@@ -46,7 +46,7 @@ async fn inbound(
         crate::metrics::signature_failure();
         return Err(ApiError::InvalidSignature);
     }
-    let parsed = ParsedBody::from_slice(&body).map_err(|e| match e {
+    let parsed = ParsedBody::from_slice(&body, &state.config.events).map_err(|e| match e {
         BodyError::Malformed(detail) => ApiError::MalformedJson(detail),
         BodyError::Invalid(fields) => ApiError::Validation(fields),
     })?;

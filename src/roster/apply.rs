@@ -3,7 +3,7 @@
 
 use super::merge::merge;
 use super::store;
-use crate::event::{Change, EventId, EventType, ParsedBody, UserEvent};
+use crate::event::{Change, EventId, EventRules, EventType, ParsedBody, UserEvent};
 use crate::provision::roles::RoleMap;
 use sqlx::{PgConnection, PgPool};
 
@@ -146,7 +146,14 @@ async fn try_ingest(
             }
             Some(s) if s.outcome == Outcome::Failed.as_str() => {
                 let mut tx = pool.begin().await?;
-                let again = reapply(&mut tx, &event.key.event_id, source.as_str(), roles).await?;
+                let again = reapply(
+                    &mut tx,
+                    &event.key.event_id,
+                    source.as_str(),
+                    roles,
+                    &body.rules,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(again.map(|r| r.outcome))
             }
@@ -195,18 +202,24 @@ pub struct Reapplied {
 /// or dedup check (newest-wins still holds), queues provisioning for the
 /// people it touches, and records the attempt under `actor`. Runs inside
 /// the caller's transaction; `None` when no such event is stored.
+///
+/// The stored payload is parsed again under today's `rules`: an event
+/// stored while it was dated too far in the future (before that rule, or
+/// under a larger `MAX_EVENT_FUTURE_SECS`) is `failed` with the reason,
+/// and changes nothing, until its time has come.
 pub async fn reapply(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     event_id: &EventId,
     actor: &str,
     roles: &RoleMap,
+    rules: &EventRules,
 ) -> Result<Option<Reapplied>, sqlx::Error> {
     let Some(stored) = store::lock_event(tx, event_id).await? else {
         return Ok(None);
     };
     let event_type =
         EventType::parse(&stored.event_type).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let (outcome, error) = match UserEvent::from_json(&stored.payload) {
+    let (outcome, error) = match UserEvent::parse(&stored.payload, rules) {
         Err(fields) => {
             let why: Vec<String> = fields
                 .iter()

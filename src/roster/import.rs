@@ -3,7 +3,7 @@
 
 use super::apply::{ingest, Source};
 use super::store;
-use crate::event::{ParsedBody, UserEvent};
+use crate::event::{BodyError, EventRules, ParsedBody};
 use crate::provision::roles::RoleMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -159,6 +159,7 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, Malformed> {
 pub async fn import(
     db: &PgPool,
     roles: &RoleMap,
+    rules: &EventRules,
     rows: &[Row],
     prune: bool,
     dry_run: bool,
@@ -182,9 +183,10 @@ pub async fn import(
             "occurredAt": at,
             "user": user,
         });
-        let parsed = match UserEvent::from_json(&event) {
-            Ok(_) => ParsedBody::from_value(event).expect("checked just above"),
-            Err(errors) => {
+        let parsed = match ParsedBody::parse(event, rules) {
+            Ok(parsed) => parsed,
+            Err(BodyError::Malformed(_)) => unreachable!("a Value is JSON"),
+            Err(BodyError::Invalid(errors)) => {
                 let reason = errors
                     .iter()
                     .map(|e| format!("{} {}", e.field, e.message))
@@ -236,7 +238,7 @@ pub async fn import(
                 "occurredAt": at,
                 "user": {"id": id},
             });
-            to_apply.push(ParsedBody::from_value(event).map_err(|_| {
+            to_apply.push(ParsedBody::parse(event, rules).map_err(|_| {
                 sqlx::Error::Decode(format!("stored record id {id} is not a valid id").into())
             })?);
         }

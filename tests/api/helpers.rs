@@ -34,6 +34,7 @@ pub fn config() -> Config {
         verifier: verifier(&[SECRET, WHSEC]),
         max_body_bytes: 64 * 1024,
         roles: RoleMap::parse("admins=admin\nops=publisher\nops=auditor", "reader").unwrap(),
+        events: rosterd::event::EventRules::default(),
         provider: ProviderConfig::Local,
         login_tokens: rosterd::http::bearer::BearerTokens::parse(Some(
             &LOGIN_TOKEN.to_string().into(),

@@ -5,6 +5,7 @@
 mod admin;
 mod airtable;
 mod airtable_script;
+mod bad_input;
 mod cli;
 mod concurrency;
 mod convergence;
