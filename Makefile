@@ -3,7 +3,9 @@
 # loopback-only cluster; no system service or password setup needed.
 #
 #   make run            dev cluster in .data/postgres + the service
-#   make test           test suite against a throwaway cluster (or $DATABASE_URL)
+#   make test           test suite against a throwaway cluster (or $DATABASE_URL),
+#                       then schemathesis against the real server (whole suite only)
+#   make schemathesis   only the schemathesis run (scripts/schemathesis.sh)
 #   make soak           the black-box convergence test with 1,000 histories
 #   make bench          release build + benchmarks on a throwaway durable cluster;
 #                       prints figures, asserts nothing (see scripts/bench.sh)
@@ -22,7 +24,7 @@ TEST_ARGS  ?=
 PGDIR      := .data/postgres
 PG         := scripts/pg.sh
 
-.PHONY: run db-start db-stop db-url psql test soak bench lint sqlx-prepare clean-db
+.PHONY: run db-start db-stop db-url psql test schemathesis soak bench lint sqlx-prepare clean-db
 
 # `exec` hands the shell's place to cargo, so Ctrl-C stops the service.  The
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
@@ -50,6 +52,9 @@ psql:
 
 test:
 	scripts/test.sh $(TEST_ARGS)
+
+schemathesis:
+	scripts/schemathesis.sh
 
 # The black-box convergence test at length: 4 cases (both providers, one and
 # two replicas) of STRESS_HISTORIES histories each, one case at a time.

@@ -3,6 +3,11 @@
 #
 #   scripts/test.sh [cargo test args...]      (also: make test)
 #
+# Without arguments (the whole suite) it then runs scripts/schemathesis.sh:
+# openapi.yaml against the real server, every operation. With arguments (a
+# targeted run) it does not, unless SCHEMATHESIS=1; SCHEMATHESIS=0 skips it
+# always.
+#
 # If DATABASE_URL is set it is used as is; it must allow CREATE DATABASE,
 # because #[sqlx::test] creates a database per test from it.  Otherwise a
 # throwaway cluster (fsync off) is started in a fresh temporary directory on a
@@ -48,4 +53,10 @@ export DATABASE_URL
 
 status=0
 SQLX_OFFLINE=true cargo test --lib --bins --tests "$@" || status=$?
+schemathesis=${SCHEMATHESIS:-}
+[[ -n $schemathesis ]] || { (($#)) && schemathesis=0 || schemathesis=1; }
+if [[ $schemathesis == 1 ]]; then
+    # Its own cluster and server; this one's DATABASE_URL stays untouched.
+    scripts/schemathesis.sh || { st=$?; ((status)) || status=$st; }
+fi
 exit "$status"

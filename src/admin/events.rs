@@ -1,7 +1,7 @@
 //! Stored events for operators: filters parsed once, cursor-paged lists,
 //! one event with its replay history.
 
-use super::page::{decode_cursor, parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{parse_digits, parse_limit, Page, BAD_CURSOR, DEFAULT_LIMIT, MAX_LIMIT};
 use super::AdminError;
 use crate::event::{EventId, EventType, RecordId};
 use chrono::{DateTime, Utc};
@@ -25,7 +25,8 @@ pub struct RawFilter {
 }
 
 /// A checked filter. `since`/`until` bound when rosterd received the event
-/// (`since` inclusive, `until` exclusive).
+/// (`since` inclusive, `until` exclusive); a `since` not before `until` is
+/// an empty window, which matches nothing.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct EventFilter {
     pub status: Option<&'static str>,
@@ -78,11 +79,6 @@ impl EventFilter {
             .as_deref()
             .map(|s| parse_time("until", s))
             .transpose()?;
-        if let (Some(s), Some(u)) = (since, until) {
-            if s >= u {
-                return Err(bad("since must be earlier than until".into()));
-            }
-        }
         Ok(Self {
             status,
             event_type,
@@ -204,17 +200,16 @@ pub async fn list(
     .fetch_all(db)
     .await?;
     Ok(Page::from_rows(rows, limit, |e| {
-        format!("{}|{}", e.received_at.timestamp_micros(), e.event_id)
+        format!("{}.{}", e.received_at.timestamp_micros(), e.event_id)
     }))
 }
 
+/// `EventCursor`: `<received_at, µs since 1970, 1–16 digits>.<eventId>`,
+/// the last event of the previous page.
 fn parse_event_cursor(raw: &str) -> Result<(DateTime<Utc>, String), AdminError> {
-    let bad = || AdminError::BadInput("cursor is not one this service issued".into());
-    let text = decode_cursor(raw).map_err(AdminError::BadInput)?;
-    let (micros, id) = text.split_once('|').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
+    let bad = || AdminError::BadInput(BAD_CURSOR.into());
+    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+    let at = parse_digits(micros, 16)
         .and_then(DateTime::from_timestamp_micros)
         .ok_or_else(bad)?;
     EventId::parse(id).map_err(|_| bad())?;

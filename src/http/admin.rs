@@ -156,7 +156,26 @@ struct BulkRequest {
     until: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default, deserialize_with = "whole_number")]
     limit: Option<i64>,
+}
+
+/// A JSON integer, as JSON Schema's `integer` means it: `624` and `624.0`
+/// alike (a number whose fraction is zero); anything else is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!(
+            "invalid limit {n}, expected a whole number"
+        ))),
+    }
 }
 
 async fn replay_bulk(
