@@ -160,14 +160,15 @@ pub async fn finish(db: &PgPool, job: &Claimed, result: &Finish) -> Result<bool,
         Finish::Retry { error, after } => (
             "pending",
             None,
-            Some(error.as_str()),
+            Some(error),
             Some(true),
             after.as_secs_f64(),
         ),
-        Finish::Dead { error, transient } => {
-            ("dead", None, Some(error.as_str()), Some(*transient), 0.0)
-        }
+        Finish::Dead { error, transient } => ("dead", None, Some(error), Some(*transient), 0.0),
     };
+    // Provider error text is not ours: Postgres `text` refuses NUL, and a
+    // refused result would leave the job to its lease.
+    let error = error.map(|e| e.replace('\0', "\u{fffd}"));
     let r = sqlx::query!(
         r#"with job as (
                update provisioning_jobs set
@@ -188,7 +189,7 @@ pub async fn finish(db: &PgPool, job: &Claimed, result: &Finish) -> Result<bool,
         job.token,
         state,
         action,
-        error,
+        error.as_deref(),
         transient,
         delay,
         job.attempt,

@@ -843,3 +843,28 @@ async fn a_bad_request_is_dead_after_one_attempt(db: PgPool) {
     );
     assert!(h.gotrue.as_ref().unwrap().users().is_empty());
 }
+
+/// A provider error whose text carries a NUL (Postgres `text` refuses it)
+/// is still recorded: the job goes dead with the error, not back to its
+/// lease.
+#[sqlx::test]
+async fn a_provider_error_with_a_nul_is_recorded(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    h.gotrue.as_ref().unwrap().fail_next(
+        1,
+        Failure::Canned {
+            status: 400,
+            headers: vec![("content-type", "application/json".into())],
+            body: r#"{"code":400,"error_code":"validation_failed","msg":"bad\u0000byte"}"#.into(),
+        },
+    );
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    assert_eq!(h.drain().await.dead, 1);
+    let (state, error): (String, String) =
+        sqlx::query_as("select state, last_error from provisioning_jobs")
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert_eq!(state, "dead");
+    assert!(error.contains("bad\u{fffd}byte"), "{error}");
+}
