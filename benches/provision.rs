@@ -1,14 +1,24 @@
-//! Provisioning drain benchmark: N queued people provisioned through the
-//! Supabase provider against the GoTrue stand-in answering after a fixed
-//! latency, at several worker concurrencies. Prints jobs/s and the ratio to
-//! the ideal (concurrency / latency). Needs DATABASE_URL (a server where it
-//! may create databases); `make bench` provides one.
+//! Provisioning drain benchmark. Two parts, both printing jobs/s:
+//!
+//! - `drain`: N queued people drained whole through the Supabase provider
+//!   against the GoTrue stand-in answering after a fixed latency, at several
+//!   worker concurrencies, with the ratio to the ideal (concurrency /
+//!   latency);
+//! - `queue`: the rate of the first `--measure` jobs with 10k, 100k and 1M
+//!   people queued, through the local provider and through the stand-in: a
+//!   queue whose speed does not depend on its length shows the same rate on
+//!   every line.
+//!
+//! Needs DATABASE_URL (a server where it may create databases); `make
+//! bench` provides one.
 
 #[allow(dead_code)]
 #[path = "../tests/api/gotrue.rs"]
 mod gotrue;
 
+use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::provider::supabase::SupabaseProvider;
+use rosterd::provision::provider::AuthProvider;
 use rosterd::provision::worker::{Worker, WorkerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -59,6 +69,56 @@ async fn seed(db: &PgPool, n: i64) {
     .unwrap();
 }
 
+fn levels(name: &str, default: &str) -> Vec<usize> {
+    arg(name, default)
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect()
+}
+
+fn stand_in_provider(g: &gotrue::GoTrue) -> Arc<dyn AuthProvider> {
+    Arc::new(
+        SupabaseProvider::new(
+            g.url(),
+            gotrue::KEY.to_string().into(),
+            Duration::from_secs(30),
+        )
+        .unwrap(),
+    )
+}
+
+fn worker(db: &PgPool, provider: Arc<dyn AuthProvider>, c: usize) -> Worker {
+    Worker::new(
+        db.clone(),
+        provider,
+        WorkerConfig {
+            concurrency: c,
+            ..WorkerConfig::default()
+        },
+    )
+}
+
+/// Runs the worker as `serve` does until `measure` jobs are done; jobs/s.
+async fn rate_of_first(worker: Worker, db: &PgPool, measure: i64) -> f64 {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    loop {
+        let done: i64 =
+            sqlx::query_scalar("select count(*) from provisioning_jobs where state = 'done'")
+                .fetch_one(db)
+                .await
+                .unwrap();
+        if done >= measure {
+            let secs = started.elapsed().as_secs_f64();
+            shutdown.cancel();
+            running.await.unwrap();
+            return done as f64 / secs;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo test --benches` runs bench targets without `--bench`: nothing to do.
@@ -69,38 +129,23 @@ fn main() {
     let jobs: i64 = arg("--jobs", "10000").parse().unwrap();
     let jobs_c1: i64 = arg("--jobs-at-1", "1000").parse().unwrap();
     let latency = Duration::from_millis(arg("--latency-ms", "10").parse().unwrap());
-    let levels: Vec<usize> = arg("--concurrency", "1,8,32")
-        .split(',')
-        .map(|c| c.trim().parse().unwrap())
-        .collect();
+    let drain_levels = levels("--concurrency", "1,8,32");
+    let queued = levels("--queued", "10000,100000,1000000");
+    let measure: i64 = arg("--measure", "5000").parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         println!(
             "provisioning drain: stand-in latency {} ms per request",
             latency.as_millis()
         );
-        for c in levels {
+        for c in drain_levels {
             let n = if c == 1 { jobs_c1 } else { jobs };
             let db = fresh_db(&url, "rosterd_bench_provision", (c as u32 + 4).max(8)).await;
             seed(&db, n).await;
             let g = gotrue::GoTrue::start().await;
             g.set_latency(latency);
-            let provider = SupabaseProvider::new(
-                g.url(),
-                gotrue::KEY.to_string().into(),
-                Duration::from_secs(30),
-            )
-            .unwrap();
-            let worker = Worker::new(
-                db.clone(),
-                Arc::new(provider),
-                WorkerConfig {
-                    concurrency: c,
-                    ..WorkerConfig::default()
-                },
-            );
             let started = Instant::now();
-            let report = worker.drain().await.unwrap();
+            let report = worker(&db, stand_in_provider(&g), c).drain().await.unwrap();
             let secs = started.elapsed().as_secs_f64();
             let rate = report.done as f64 / secs;
             let ideal = c as f64 / latency.as_secs_f64();
@@ -114,6 +159,40 @@ fn main() {
                 report.dead,
                 calls as f64 / n as f64
             );
+            db.close().await;
+        }
+        println!("queue length: the first {measure} jobs with N people queued");
+        for &n in &queued {
+            let db = fresh_db(&url, "rosterd_bench_provision", 40).await;
+            let seeding = Instant::now();
+            seed(&db, n as i64).await;
+            sqlx::query("analyze").execute(&db).await.unwrap();
+            let seeded = seeding.elapsed().as_secs_f64();
+            // The local provider keeps its accounts in the same database,
+            // through a pool of its own, as `serve` does.
+            let local_pool = PgPoolOptions::new()
+                .max_connections(8)
+                .connect_with(db.connect_options().as_ref().clone())
+                .await
+                .unwrap();
+            let local: Arc<dyn AuthProvider> = Arc::new(LocalProvider::new(local_pool.clone()));
+            let rate = rate_of_first(worker(&db, local, 8), &db, measure).await;
+            println!("queue  local    C=8  queued={n:<8} {rate:>8.1} jobs/s  (seeded in {seeded:.1} s)");
+            sqlx::query("update provisioning_jobs set state = 'pending' where state = 'done'")
+                .execute(&db)
+                .await
+                .unwrap();
+            sqlx::query("truncate auth_accounts").execute(&db).await.unwrap();
+            sqlx::query("update roster set auth_user_id = null").execute(&db).await.unwrap();
+            let g = gotrue::GoTrue::start().await;
+            g.set_latency(latency);
+            let rate = rate_of_first(worker(&db, stand_in_provider(&g), 32), &db, measure).await;
+            let ideal = 32.0 / latency.as_secs_f64();
+            println!(
+                "queue  stand-in C=32 queued={n:<8} {rate:>8.1} jobs/s  ideal {ideal:.0}  ratio {:.2}",
+                rate / ideal
+            );
+            local_pool.close().await;
             db.close().await;
         }
     });

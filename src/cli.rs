@@ -52,8 +52,26 @@ pub enum Command {
     Sync(SyncCmd),
     /// Apply stored events again: one by id, or every match of a filter.
     Replay(ReplayCmd),
+    /// Drop stored event payloads and finished jobs older than a period.
+    Prune(PruneCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Retention period: payloads of events received, and jobs finished,
+    /// longer ago than this are pruned (e.g. 90d, 36h, 30m).
+    #[arg(long, value_parser = crate::retention::Retention::parse)]
+    pub older_than: crate::retention::Retention,
+    /// Count what would be pruned; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -373,6 +391,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Replay(cmd) => replay(cmd).await,
+        Command::Prune(cmd) => prune(cmd).await,
         Command::Sign(args) => sign(args).map_err(Failure::from),
     }
 }
@@ -458,6 +477,27 @@ async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn prune(cmd: PruneCmd) -> Result<(), Failure> {
+    let pool = connect(&cmd.db.resolve()?).await?;
+    migrate(&pool).await?;
+    let report = crate::retention::prune(&pool, cmd.older_than, cmd.dry_run)
+        .await
+        .map_err(|e| anyhow::anyhow!("pruning failed: {e}"))?;
+    if !cmd.dry_run {
+        let details = serde_json::to_value(&report).expect("plain fields");
+        let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?;
+        crate::admin::audit::record(&mut conn, &cli_actor(), "retention.prune", None, &details)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    if cmd.json {
+        println!("{}", serde_json::to_string(&report).expect("plain fields"));
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
 async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
     // sqlx's connect errors name the failure, never the URL or password.
     db::connect(cfg)
@@ -501,6 +541,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         None => None,
     };
     let app = build_app(AppState {
+        gauges: crate::metrics::Gauges::new(config.metrics_gauges_max_age),
         readthrough: ReadThrough::from_config(config.directory.as_ref()),
         wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
         db: pool.clone(),

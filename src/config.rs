@@ -294,6 +294,10 @@ pub struct ServeArgs {
     /// Largest accepted inbound body, in bytes.
     #[arg(long, env = "INBOUND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub inbound_max_body_bytes: usize,
+    /// How old the database gauges of `/metrics` may be before a scrape
+    /// refreshes them (in the background); 0 reads them on every scrape.
+    #[arg(long, env = "METRICS_GAUGES_MAX_AGE_SECS", default_value_t = 15)]
+    pub metrics_gauges_max_age_secs: u64,
     /// Bearer tokens the login service uses for the lookup, comma-separated.
     #[arg(long, env = "LOGIN_API_TOKENS", hide_env_values = true, value_parser = secret_parser)]
     pub login_api_tokens: Option<SecretString>,
@@ -466,6 +470,8 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     /// `None` when the worker is switched off.
     pub worker: Option<WorkerConfig>,
+    /// `METRICS_GAUGES_MAX_AGE_SECS`.
+    pub metrics_gauges_max_age: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -512,6 +518,9 @@ impl ServeArgs {
         .map_err(|m| ConfigError::new("ADMIN_TOKENS", m))?;
         let directory = self.directory.resolve()?;
         Ok(Config {
+            metrics_gauges_max_age: std::time::Duration::from_secs(
+                self.metrics_gauges_max_age_secs,
+            ),
             admin_tokens,
             directory,
             login_tokens,

@@ -15,6 +15,7 @@ pub mod json;
 pub mod lookup;
 pub mod metrics;
 pub mod provision;
+pub mod retention;
 pub mod roster;
 pub mod signature;
 pub mod telemetry;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// The directory behind the login lookup; `None` when not configured or
     /// switched off.
     pub readthrough: Option<Arc<directory::readthrough::ReadThrough>>,
+    /// The database gauges of `/metrics`, cached so a scrape costs O(1).
+    pub gauges: metrics::Gauges,
 }
 
 /// The whole HTTP surface. Tests and the binary build the same thing.

@@ -19,7 +19,8 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::fmt::Write;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const EVENTS: &str = "rosterd_events_total";
@@ -210,25 +211,74 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The scrape: the process's counters, then the database's gauges.
-pub async fn render(db: &PgPool) -> String {
+pub async fn render(db: &PgPool, gauges: &Gauges) -> String {
     let mut out = HANDLE
         .get()
         .and_then(Option::as_ref)
         .map(PrometheusHandle::render)
         .unwrap_or_default();
-    let snapshot = match tokio::time::timeout(SNAPSHOT_TIMEOUT, Snapshot::read(db)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "metrics: database gauges unavailable");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("metrics: database gauges timed out");
-            None
-        }
-    };
-    write_database(&mut out, snapshot.as_ref());
+    write_database(&mut out, gauges.get(db).await.as_ref());
     out
+}
+
+/// The database gauges, read at most once per `max_age` whatever the
+/// scrape rate: counting a million roster rows (and the conflicts among
+/// them) takes a second, which no scrape should wait for. A scrape gets
+/// the last reading and, when it is older than `max_age`, starts one new
+/// reading in the background; only a scrape with no usable reading (the
+/// first, or after a long outage) waits for one. Readings older than four
+/// times `max_age` are not shown: a dashboard shows a gap, not old numbers.
+/// With `max_age` zero every scrape reads the database.
+#[derive(Clone)]
+pub struct Gauges {
+    max_age: Duration,
+    last: Arc<std::sync::Mutex<Option<(Instant, Snapshot)>>>,
+    refreshing: Arc<AtomicBool>,
+}
+
+impl Gauges {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            last: Arc::default(),
+            refreshing: Arc::default(),
+        }
+    }
+
+    async fn get(&self, db: &PgPool) -> Option<Snapshot> {
+        let last = self.last.lock().expect("never poisoned").clone();
+        match last {
+            Some((at, s)) if at.elapsed() <= self.max_age => Some(s.aged(at)),
+            Some((at, s)) if at.elapsed() <= self.max_age * 4 => {
+                if !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let (me, db) = (self.clone(), db.clone());
+                    tokio::spawn(async move {
+                        me.read(&db).await;
+                        me.refreshing.store(false, Ordering::Release);
+                    });
+                }
+                Some(s.aged(at))
+            }
+            _ => self.read(db).await,
+        }
+    }
+
+    async fn read(&self, db: &PgPool) -> Option<Snapshot> {
+        match tokio::time::timeout(SNAPSHOT_TIMEOUT, Snapshot::read(db)).await {
+            Ok(Ok(s)) => {
+                *self.last.lock().expect("never poisoned") = Some((Instant::now(), s.clone()));
+                Some(s)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metrics: database gauges unavailable");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("metrics: database gauges timed out");
+                None
+            }
+        }
+    }
 }
 
 /// What the database says at scrape time.
@@ -245,9 +295,16 @@ pub struct Snapshot {
     pub roster: [(&'static str, i64); 3],
     /// Emails held by more than one live row.
     pub conflicts: i64,
+    /// How long ago these were read.
+    pub age_secs: f64,
 }
 
 impl Snapshot {
+    fn aged(mut self, read_at: Instant) -> Self {
+        self.age_secs = read_at.elapsed().as_secs_f64();
+        self
+    }
+
     /// One statement: scalar counts that use the state and due indexes,
     /// and one pass over the roster.
     pub async fn read(db: &PgPool) -> Result<Self, sqlx::Error> {
@@ -266,11 +323,11 @@ impl Snapshot {
                         select 1 from roster
                         where status <> 'deleted' and email is not null
                         group by email having count(*) > 1) c) as "conflicts!"
-               from (select count(*) as n,
-                            min(case when state = 'pending' then run_at else lease_until end) as since
-                     from provisioning_jobs
-                     where (state = 'pending' and run_at <= now())
-                        or (state = 'running' and lease_until < now())) due,
+               from (select d.n + e.n as n, least(d.since, e.since) as since
+                     from (select count(*) as n, min(run_at) as since from provisioning_jobs
+                           where state = 'pending' and run_at <= now()) d,
+                          (select count(*) as n, min(lease_until) as since from provisioning_jobs
+                           where state = 'running' and lease_until < now()) e) due,
                     (select count(*) filter (where status = 'active') as active,
                             count(*) filter (where status = 'disabled') as disabled,
                             count(*) filter (where status = 'deleted') as deleted
@@ -293,6 +350,7 @@ impl Snapshot {
                 ("deleted", r.deleted),
             ],
             conflicts: r.conflicts,
+            age_secs: 0.0,
         })
     }
 }
@@ -303,12 +361,18 @@ pub fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
     family(
         out,
         "rosterd_database_up",
-        "1 when this scrape could read the database gauges below, else 0 (and they are left out)",
+        "1 when the database gauges below are from a reading at most 4 x METRICS_GAUGES_MAX_AGE_SECS old, else 0 (and they are left out)",
     );
     let _ = writeln!(out, "rosterd_database_up {}", u8::from(snapshot.is_some()));
     let Some(s) = snapshot else {
         return;
     };
+    family(
+        out,
+        "rosterd_database_gauges_age_seconds",
+        "How long ago the database gauges below were read (METRICS_GAUGES_MAX_AGE_SECS)",
+    );
+    let _ = writeln!(out, "rosterd_database_gauges_age_seconds {}", s.age_secs);
     family(out, "rosterd_jobs", "Provisioning jobs by state");
     for (state, n) in s.jobs {
         let _ = writeln!(out, "rosterd_jobs{{state=\"{state}\"}} {n}");
@@ -356,11 +420,12 @@ mod tests {
             queue_oldest_secs: 1.5,
             roster: [("active", 5), ("disabled", 1), ("deleted", 2)],
             conflicts: 1,
+            age_secs: 2.0,
         };
         let mut out = String::from("# TYPE other counter\nother 1\n");
         write_database(&mut out, Some(&s));
         let expected = "# TYPE other counter\nother 1\n\n\
-            # HELP rosterd_database_up 1 when this scrape could read the database gauges below, else 0 (and they are left out)\n\
+            # HELP rosterd_database_up 1 when the database gauges below are from a reading at most 4 x METRICS_GAUGES_MAX_AGE_SECS old, else 0 (and they are left out)\n\
             # TYPE rosterd_database_up gauge\nrosterd_database_up 1\n\n";
         assert!(out.starts_with(expected), "{out}");
         for line in [
@@ -371,6 +436,7 @@ mod tests {
             "rosterd_queue_oldest_seconds 1.5\n",
             "rosterd_roster_rows{status=\"deleted\"} 2\n",
             "rosterd_roster_conflicts 1\n",
+            "rosterd_database_gauges_age_seconds 2\n",
         ] {
             assert!(out.contains(line), "{line:?} in {out}");
         }

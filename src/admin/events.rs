@@ -230,7 +230,10 @@ pub struct ReplayEntry {
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
+    /// JSON null once pruned.
     pub payload: Value,
+    /// When `rosterd prune` dropped the payload.
+    pub pruned_at: Option<DateTime<Utc>>,
     pub replays: Vec<ReplayEntry>,
 }
 
@@ -239,7 +242,7 @@ pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminErr
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let row = sqlx::query!(
         r#"select event_id, event_type, occurred_at, user_id, source, outcome, error,
-                  attempts, received_at, processed_at, payload
+                  attempts, received_at, processed_at, payload, pruned_at
            from inbound_events where event_id = $1"#,
         id.as_str()
     )
@@ -267,6 +270,7 @@ pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminErr
             processed_at: row.processed_at,
         },
         payload: row.payload,
+        pruned_at: row.pruned_at,
         replays,
     })
 }
@@ -305,6 +309,7 @@ pub async fn matching(
              and ($3::text is null or user_id = $3)
              and ($4::timestamptz is null or received_at >= $4)
              and ($5::timestamptz is null or received_at < $5)
+             and pruned_at is null
            order by occurred_at, event_id
            limit $6"#,
         status,

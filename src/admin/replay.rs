@@ -7,6 +7,7 @@ use super::AdminError;
 use crate::event::{EventId, EventRules};
 use crate::provision::roles::RoleMap;
 use crate::roster::apply::{reapply, Reapplied};
+use crate::roster::store;
 use crate::roster::Outcome;
 use serde::Serialize;
 use serde_json::json;
@@ -22,9 +23,15 @@ pub async fn replay_one(
 ) -> Result<Reapplied, AdminError> {
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let mut tx = db.begin().await?;
-    let result = reapply(&mut tx, &id, actor, roles, rules)
-        .await?
-        .ok_or(AdminError::NotFound)?;
+    let Some(result) = reapply(&mut tx, &id, actor, roles, rules).await? else {
+        return Err(if store::is_pruned(&mut tx, &id).await? {
+            AdminError::Conflict(
+                "the event's payload was pruned (retention period); it cannot be replayed".into(),
+            )
+        } else {
+            AdminError::NotFound
+        });
+    };
     audit::record(
         &mut tx,
         actor,

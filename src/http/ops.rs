@@ -41,6 +41,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&state.db).await,
+        crate::metrics::render(&state.db, &state.gauges).await,
     )
 }

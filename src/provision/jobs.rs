@@ -96,19 +96,29 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
     let token = Uuid::new_v4();
     let lease_secs = lease.as_secs_f64();
     let rows = sqlx::query!(
-        r#"update provisioning_jobs j set
+        r#"with
+           -- Each side walks its own partial index in claim order, so a claim
+           -- reads the rows it takes, not the whole queue (an OR of the two
+           -- would sort every pending job on every claim).
+           due as (
+               select id from provisioning_jobs
+               where state = 'pending' and run_at <= now()
+               order by run_at, id limit $1
+               for update skip locked),
+           -- A dead worker's jobs, once its lease ran out.
+           expired as (
+               select id from provisioning_jobs
+               where state = 'running' and lease_until < now()
+               order by lease_until limit $1
+               for update skip locked)
+           update provisioning_jobs j set
                state = 'running',
                attempts = j.attempts + 1,
                lease_token = $2,
                lease_until = now() + make_interval(secs => $3),
                updated_at = now()
            where j.id in (
-               select id from provisioning_jobs
-               where (state = 'pending' and run_at <= now())
-                  or (state = 'running' and lease_until < now())
-               order by run_at, id
-               limit $1
-               for update skip locked)
+               select id from expired union all select id from due limit $1)
            returning j.id, j.email, j.attempts, now() as "started_at!""#,
         limit,
         token,

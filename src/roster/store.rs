@@ -283,11 +283,23 @@ pub async fn lock_event(
 ) -> Result<Option<LockedEvent>, sqlx::Error> {
     sqlx::query_as!(
         LockedEvent,
-        "select event_type, user_id, payload from inbound_events where event_id = $1 for update",
+        "select event_type, user_id, payload from inbound_events
+         where event_id = $1 and pruned_at is null for update",
         event_id.as_str()
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Whether a stored event's payload was dropped by `rosterd prune`.
+pub async fn is_pruned(conn: &mut PgConnection, event_id: &EventId) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar!(
+        r#"select pruned_at is not null as "pruned!" from inbound_events where event_id = $1"#,
+        event_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await?
+    .unwrap_or(false))
 }
 
 /// The email a record's profile carries now, if any.

@@ -45,6 +45,8 @@ pub fn config() -> Config {
         .unwrap(),
         directory: None,
         worker: None,
+        // Tests read what they just wrote: no caching.
+        metrics_gauges_max_age: std::time::Duration::ZERO,
     }
 }
 
@@ -95,6 +97,7 @@ impl TestApp {
         let mut config = config();
         tweak(&mut config);
         let app = build_app(AppState {
+            gauges: rosterd::metrics::Gauges::new(config.metrics_gauges_max_age),
             readthrough,
             provider,
             wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),

@@ -19,6 +19,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod provisioning;
+mod prune;
 mod push;
 mod readthrough;
 mod reconcile;

@@ -193,6 +193,8 @@ impl Service {
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("AIRTABLE_USER_SYNC_SECRET", SECRET)
             .env("LOGIN_API_TOKENS", LOGIN_TOKEN)
+            // Read the database gauges on every scrape unless a test says.
+            .env("METRICS_GAUGES_MAX_AGE_SECS", "0")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -722,4 +724,72 @@ async fn operator_replays_are_counted_and_dry_runs_are_not(
             1.0
         )])
     );
+}
+
+/// With a max age, scrapes answer from the last reading of the database
+/// gauges (a scrape costs no roster scan) and say how old it is; with the
+/// max age at zero (the other tests) every scrape reads them.
+#[sqlx::test]
+async fn database_gauges_are_read_at_most_once_per_max_age(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = migrated(&opts).await;
+    let svc = Service::start(
+        &opts,
+        &[
+            ("METRICS_GAUGES_MAX_AGE_SECS", "3600"),
+            ("WORKER_ENABLED", "false"),
+        ],
+    )
+    .await;
+    let first = svc.scrape().await;
+    assert_eq!(first.get("rosterd_database_up", &[]), 1.0);
+    assert_eq!(
+        first.get("rosterd_roster_rows", &[("status", "active")]),
+        0.0
+    );
+    sqlx::query(
+        "insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at, last_event_id)
+         values ('recA', 'ada@x.io', 'active', now(), 'e1', now(), 'e1')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let second = svc.scrape().await;
+    assert_eq!(
+        second.get("rosterd_roster_rows", &[("status", "active")]),
+        0.0,
+        "the reading is reused within the max age"
+    );
+    let (a, b) = (
+        first.get("rosterd_database_gauges_age_seconds", &[]),
+        second.get("rosterd_database_gauges_age_seconds", &[]),
+    );
+    assert!(a >= 0.0 && b >= a, "the age grows: {a} then {b}");
+    drop(svc);
+
+    // Past the max age a scrape still answers at once and refreshes the
+    // reading behind it: a later scrape shows the new count.
+    let svc = Service::start(
+        &opts,
+        &[
+            ("METRICS_GAUGES_MAX_AGE_SECS", "1"),
+            ("WORKER_ENABLED", "false"),
+        ],
+    )
+    .await;
+    let active = |s: &Scrape| s.get("rosterd_roster_rows", &[("status", "active")]);
+    assert_eq!(active(&svc.scrape().await), 1.0);
+    sqlx::query(
+        "insert into roster (id, email, profile_status, profile_at, profile_event_id, last_at, last_event_id)
+         values ('recB', 'bob@x.io', 'active', now(), 'e2', now(), 'e2')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let refreshed = svc
+        .scrape_until("the refreshed reading", |s| active(s) == 2.0)
+        .await;
+    assert!(refreshed.get("rosterd_database_gauges_age_seconds", &[]) <= 4.0);
 }
