@@ -78,8 +78,8 @@ pub async fn prune(
         .await? as u64;
         return Ok(report);
     }
-    loop {
-        let n = sqlx::query!(
+    report.payloads = in_batches(|| async {
+        Ok(sqlx::query!(
             "update inbound_events set payload = 'null'::jsonb, pruned_at = now()
              where event_id in (select event_id from inbound_events
                                 where received_at < $1 and pruned_at is null
@@ -89,14 +89,11 @@ pub async fn prune(
         )
         .execute(db)
         .await?
-        .rows_affected();
-        report.payloads += n;
-        if n < BATCH as u64 {
-            break;
-        }
-    }
-    loop {
-        let n = sqlx::query!(
+        .rows_affected())
+    })
+    .await?;
+    report.jobs = in_batches(|| async {
+        Ok(sqlx::query!(
             "delete from provisioning_jobs
              where id in (select id from provisioning_jobs
                           where state = 'done' and updated_at < $1
@@ -106,13 +103,27 @@ pub async fn prune(
         )
         .execute(db)
         .await?
-        .rows_affected();
-        report.jobs += n;
+        .rows_affected())
+    })
+    .await?;
+    Ok(report)
+}
+
+/// Repeats `step` (which changes at most [`BATCH`] rows) until a short
+/// batch; the total changed.
+async fn in_batches<F, Fut>(mut step: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let n = step().await?;
+        total += n;
         if n < BATCH as u64 {
-            break;
+            return Ok(total);
         }
     }
-    Ok(report)
 }
 
 impl PruneReport {
