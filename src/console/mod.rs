@@ -179,14 +179,22 @@ impl From<AdminError> for ConsoleError {
             AdminError::BadInput(m) => (StatusCode::BAD_REQUEST, m),
             AdminError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_owned()),
             AdminError::Conflict(m) => (StatusCode::CONFLICT, m),
+            // As the admin API answers: the provider's own words go to
+            // the log, not the page.
             AdminError::Provider(e) => {
                 tracing::warn!(error = %e, "auth provider call failed");
-                let status = if e.is_transient() {
-                    StatusCode::SERVICE_UNAVAILABLE
+                if e.is_transient() {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The auth provider is not answering; try again shortly.".to_owned(),
+                    )
                 } else {
-                    StatusCode::BAD_GATEWAY
-                };
-                (status, format!("The auth provider failed: {e}"))
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "The auth provider refused the request; the service log has its answer."
+                            .to_owned(),
+                    )
+                }
             }
             AdminError::Db(e) => return e.into(),
         };
