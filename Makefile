@@ -30,8 +30,8 @@ PG         := scripts/pg.sh
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
 run:
 	@url=$$($(PG) start $(PGDIR) $(PGPORT)) || exit 1; \
-	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  login lookup token:  %s\n  admin token (dev):   %s\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
-		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' '$(DEV_LOGIN_TOKEN)' '$(DEV_ADMIN_TOKEN)' >&2; \
+	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  login lookup token:  %s\n  admin token (dev):   %s\n  operator console:    http://%s/console\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
+		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' '$(DEV_LOGIN_TOKEN)' '$(DEV_ADMIN_TOKEN)' '$(BIND_ADDR)' >&2; \
 	DATABASE_URL="$$url" AIRTABLE_USER_SYNC_SECRET='$(DEV_SECRET)' BIND_ADDR='$(BIND_ADDR)' \
 		ROLE_MAP="$${ROLE_MAP-admins=admin}" ROLE_DEFAULTS="$${ROLE_DEFAULTS-reader}" \
 		LOGIN_API_TOKENS='$(DEV_LOGIN_TOKEN)' ADMIN_TOKENS='dev:$(DEV_ADMIN_TOKEN)' \

@@ -44,6 +44,29 @@ ensure_node() {
 }
 ensure_node
 
+# tests/api/console.rs drives the operator console in headless Chromium over
+# WebDriver: Debian's chromium and chromium-driver, installed the same way.
+ensure_chromium() {
+    if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+        if [[ ${ROSTERD_NO_APT:-0} != 1 ]] && command -v apt-get >/dev/null 2>&1; then
+            local sudo=()
+            [[ $EUID -eq 0 ]] || sudo=(sudo -n)
+            if [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+                echo "test: no chromium/chromedriver found; installing them with apt-get (chromium chromium-driver)" >&2
+                { "${sudo[@]}" apt-get update &&
+                    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                        apt-get install -y --no-install-recommends chromium chromium-driver; } >&2 ||
+                    echo "test: apt-get install chromium chromium-driver failed" >&2
+            fi
+        fi
+    fi
+    if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+        echo "test: chromium and chromedriver not found; the console's browser tests need them (Debian: apt-get install chromium chromium-driver)" >&2
+        exit 1
+    fi
+}
+ensure_chromium
+
 if [[ -z ${DATABASE_URL:-} ]]; then
     # shellcheck source=scripts/lib/throwaway-pg.sh
     source scripts/lib/throwaway-pg.sh

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod directory;
 pub mod error;
@@ -48,12 +49,14 @@ pub fn build_app(state: AppState) -> Router {
     telemetry::layer(app.fallback(not_found).with_state(state))
 }
 
-/// Every route the app serves under `config`; `openapi.yaml` documents
-/// exactly these (`tests/api/openapi.rs`).
+/// Every route the app serves under `config`: the JSON API, which
+/// `openapi.yaml` documents exactly (`tests/api/openapi.rs`), and the
+/// operator console's HTML pages under `/console`.
 pub fn routes(config: &Config) -> http::Routes {
     let mut routes = http::ops::router()
         .merge(http::lookup::router())
-        .merge(http::admin::router());
+        .merge(http::admin::router())
+        .merge(console::router());
     if config.webhook_enabled {
         routes = routes.merge(http::inbound::router(config.max_body_bytes));
     }

@@ -140,3 +140,43 @@ pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminE
     tx.commit().await?;
     Ok(revived)
 }
+
+/// The queue at a glance: jobs per state, and the oldest job that is due
+/// but not yet claimed (how far the workers are behind).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Every state, in queue order, with its count (zero included).
+    pub depth: Vec<(&'static str, i64)>,
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+impl QueueStats {
+    pub fn count(&self, state: &str) -> i64 {
+        self.depth
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+pub async fn stats(db: &PgPool) -> Result<QueueStats, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select state as "state!", count(*) as "count!" from provisioning_jobs group by state"#
+    )
+    .fetch_all(db)
+    .await?;
+    let oldest_due = sqlx::query_scalar!(
+        "select min(run_at) from provisioning_jobs where state = 'pending' and run_at <= now()"
+    )
+    .fetch_one(db)
+    .await?;
+    let depth = STATES
+        .into_iter()
+        .map(|s| {
+            let n = rows.iter().find(|r| r.state == s).map_or(0, |r| r.count);
+            (s, n)
+        })
+        .collect();
+    Ok(QueueStats { depth, oldest_due })
+}

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod health;
 pub mod jobs;
 pub mod page;
 pub mod provision;

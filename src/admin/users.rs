@@ -1,14 +1,17 @@
 //! One roster record with everything an operator asks about it: the row,
 //! its auth user as the provider sees it, its person's jobs, its events.
 
+use super::events::only_known;
 use super::events::{recent_for_user, EventSummary};
 use super::jobs::{for_email, Job};
+use super::page::{parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
 use super::AdminError;
 use crate::event::RecordId;
 use crate::provision::provider::AuthProvider;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,4 +121,99 @@ pub async fn detail(
         jobs,
         events,
     })
+}
+
+/// One roster row in the people list.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonSummary {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: String,
+    pub auth_user_id: Option<Uuid>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const PERSON_STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
+
+/// The longest search text accepted.
+const MAX_QUERY_CHARS: usize = 200;
+
+/// `q` as a case-insensitive `LIKE` pattern matching it anywhere, with its
+/// own `%`, `_` and `\` taken literally.
+fn contains_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The roster, in record-id order: `q` finds a record id exactly or any
+/// part of an email or name (ignoring case); `status` is `active`,
+/// `disabled` or `deleted`.
+pub async fn list(
+    db: &PgPool,
+    params: &HashMap<String, String>,
+) -> Result<Page<PersonSummary>, AdminError> {
+    only_known(params, &["q", "status", "limit", "cursor"])?;
+    let q = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        return Err(AdminError::BadInput(format!(
+            "q must be at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let status = params
+        .get("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            PERSON_STATUSES.into_iter().find(|k| k == s).ok_or_else(|| {
+                AdminError::BadInput("status must be one of active, disabled, deleted".into())
+            })
+        })
+        .transpose()?;
+    let limit = parse_limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    )
+    .map_err(AdminError::BadInput)?;
+    // The cursor is the last record id seen; any string is a position.
+    let after = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+    let rows = sqlx::query_as!(
+        PersonSummary,
+        r#"select id, email, name, status as "status!", auth_user_id, updated_at
+           from roster
+           where ($1::text is null or status = $1)
+             and ($2::text is null or id = $2
+                  or email ilike $3 escape '\' or name ilike $3 escape '\')
+             and ($4::text is null or id > $4)
+           order by id
+           limit $5"#,
+        status,
+        q,
+        q.map(contains_pattern),
+        after,
+        limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |p| p.id.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn search_text_is_taken_literally() {
+        assert_eq!(contains_pattern("ada"), "%ada%");
+        assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
 }

@@ -91,6 +91,13 @@ impl BearerTokens {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))?;
+        self.identify_token(token)
+    }
+
+    /// The name of the configured token `token` is, however it arrived
+    /// (a bearer header, the console's sign-in form). Every token is
+    /// compared, with no early exit.
+    pub fn identify_token(&self, token: &str) -> Option<&str> {
         let presented = digest(token.trim());
         let mut found = None;
         for (name, d) in &self.entries {

@@ -1,7 +1,9 @@
 //! A router that remembers what it serves. Handlers are registered only
-//! through [`Routes`], so the table it keeps is, by construction, the list
-//! of routes the app answers; `tests/api/openapi.rs` holds `openapi.yaml`
-//! to that table in both directions.
+//! through [`Routes`], so the tables it keeps are, by construction, the
+//! list of routes the app answers: the JSON API's ([`Routes::table`]),
+//! which `tests/api/openapi.rs` holds `openapi.yaml` to in both
+//! directions, and the operator console's HTML pages ([`Routes::pages`]),
+//! which are not part of the JSON API and so not in `openapi.yaml`.
 
 use crate::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -14,6 +16,7 @@ use axum::Router;
 pub struct Routes {
     router: Router<AppState>,
     table: Vec<(Method, &'static str)>,
+    pages: Vec<(Method, &'static str)>,
 }
 
 impl Routes {
@@ -37,6 +40,28 @@ impl Routes {
         self.add(Method::POST, path, routing::post(handler))
     }
 
+    /// An HTML page of the operator console (`GET`).
+    pub fn page_get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, routing::get(handler));
+        self.pages.push((Method::GET, path));
+        self
+    }
+
+    /// A form target of the operator console (`POST`).
+    pub fn page_post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, routing::post(handler));
+        self.pages.push((Method::POST, path));
+        self
+    }
+
     fn add(mut self, method: Method, path: &'static str, on: MethodRouter<AppState>) -> Self {
         self.router = self.router.route(path, on);
         self.table.push((method, path));
@@ -53,12 +78,19 @@ impl Routes {
     pub fn merge(mut self, other: Routes) -> Self {
         self.router = self.router.merge(other.router);
         self.table.extend(other.table);
+        self.pages.extend(other.pages);
         self
     }
 
-    /// Method and path of every route, in registration order.
+    /// Method and path of every JSON API route, in registration order.
     pub fn table(&self) -> &[(Method, &'static str)] {
         &self.table
+    }
+
+    /// Method and path of every console route (HTML pages and form
+    /// targets), in registration order.
+    pub fn pages(&self) -> &[(Method, &'static str)] {
+        &self.pages
     }
 
     pub fn into_router(self) -> Router<AppState> {

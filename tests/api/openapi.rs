@@ -289,3 +289,23 @@ fn every_operation_is_described_and_secured() {
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
+
+/// The console's HTML pages are not part of the JSON API: they live under
+/// `/console`, are kept in the router's separate page table, and are not
+/// in `openapi.yaml`; no JSON route lives under `/console`.
+#[test]
+fn console_pages_are_kept_apart_from_the_json_api() {
+    let routes = rosterd::routes(&config());
+    let documented: BTreeSet<Route> = operations(&spec()).into_keys().collect();
+    assert!(!routes.pages().is_empty());
+    for (m, p) in routes.pages() {
+        assert!(p.starts_with("/console"), "{m} {p}");
+        assert!(
+            !documented.contains(&(m.to_string(), p.to_string())),
+            "{m} {p} is a console page, not a JSON API operation"
+        );
+    }
+    for (m, p) in routes.table() {
+        assert!(!p.starts_with("/console"), "{m} {p}");
+    }
+}

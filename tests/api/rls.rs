@@ -11,13 +11,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every table of ours except the roster.
-const OTHER_TABLES: [&str; 6] = [
+const OTHER_TABLES: [&str; 7] = [
     "inbound_events",
     "provisioning_jobs",
     "provisioning_attempts",
     "auth_accounts",
     "audit_log",
     "event_replays",
+    "console_sessions",
 ];
 
 /// The columns `authenticated` may read.
@@ -118,6 +119,14 @@ async fn populate(db: &PgPool) {
         .unwrap();
     sqlx::query(
         "insert into event_replays (event_id, actor, outcome) values ('evt_a', 'ops', 'applied')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    // Written by a console sign-in.
+    sqlx::query(
+        "insert into console_sessions (id_hash, operator, csrf_token, expires_at)
+         values (sha256('id'), 'ops', 'csrf', now() + interval '1 hour')",
     )
     .execute(db)
     .await
