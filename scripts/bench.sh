@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision reconcile"):
+# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision push reconcile"):
 #   provision  benches/provision.rs: 10,000 queued people drained through the
 #            Supabase provider against the GoTrue stand-in answering after
 #            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
@@ -14,6 +14,8 @@
 #            (BENCH_QUEUED), local provider at C=8 and stand-in at C=32: the
 #            same rate on every line means a queue whose cost per job does not
 #            grow with its length.
+#   push     `rosterd push` of a BENCH_PUSH_ROWS-row CSV (default 100,000),
+#            every row new, into an empty database: wall time and peak RSS.
 #   reconcile  `rosterd provision --json` over BENCH_RECONCILE_ROWS roster rows
 #            already in sync with the local provider: wall time and peak RSS
 #            of the real binary (/usr/bin/time).
@@ -63,7 +65,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision reconcile}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision push reconcile}
 BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
 BENCH_LOOKUP_PEOPLE=${BENCH_LOOKUP_PEOPLE:-100000}
 BENCH_LOOKUP_REQUESTS=${BENCH_LOOKUP_REQUESTS:-20000}
@@ -433,14 +435,42 @@ section_provision() {
     } >>"$SUMMARY"
 }
 
+# GNU time gives the peak-memory figures.
+ensure_gnu_time() {
+    if [[ ! -x /usr/bin/time ]] && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        say "installing GNU time for the peak-memory figure"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2 || true
+    fi
+}
+
+section_push() {
+    local db_url n=${BENCH_PUSH_ROWS:-100000} timing csv=$WORK/roster.csv
+    ensure_gnu_time
+    [[ -x /usr/bin/time ]] || { say "no /usr/bin/time: skipping push"; return 0; }
+    run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_push" >/dev/null
+    run_psql "$DATABASE_URL" -c "create database rosterd_bench_push" >/dev/null
+    db_url=${DATABASE_URL%/*}/rosterd_bench_push
+    DATABASE_URL=$db_url "$ROSTERD_BIN" migrate >/dev/null
+    awk -v n="$n" 'BEGIN {
+        print "id,email,name,status,groups"
+        for (i = 1; i <= n; i++) printf "rec%07d,person%d@bulk.example,Person %d,active,%s\n", i, i, i, (i % 10 ? "staff" : "admins")
+    }' >"$csv"
+    echo
+    echo "== push: rosterd push of a $n-row CSV, all new (worker off) =="
+    timing=$( { DATABASE_URL=$db_url ROLE_MAP=admins=admin /usr/bin/time -f '%e %M' "$ROSTERD_BIN" push "$csv" >"$WORK/push.out"; } 2>&1 | tail -n 1)
+    tail -n 9 "$WORK/push.out"
+    read -r secs kib <<<"$timing"
+    printf 'push %s rows: %.2f s wall, peak RSS %.1f MiB\n' "$n" "$secs" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" |
+        tee -a "$WORK/push.txt"
+    {
+        echo "push (target: < 10 s and < 100 MiB for 100,000 new rows)"
+        sed 's/^/  /' "$WORK/push.txt"
+    } >>"$SUMMARY"
+}
+
 section_reconcile() {
     local db_url n=$BENCH_RECONCILE_ROWS timing
-    if [[ ! -x /usr/bin/time ]]; then
-        if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-            say "installing GNU time for the peak-memory figure"
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >&2 || true
-        fi
-    fi
+    ensure_gnu_time
     [[ -x /usr/bin/time ]] || { say "no /usr/bin/time: skipping reconcile"; return 0; }
     run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_reconcile" >/dev/null
     run_psql "$DATABASE_URL" -c "create database rosterd_bench_reconcile" >/dev/null

@@ -322,16 +322,56 @@ async fn run(command: Command) -> Result<(), Failure> {
             let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
             let rules = cmd.events.resolve()?;
             let name = cmd.file.display().to_string();
-            let text = std::fs::read_to_string(&cmd.file)
-                .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
-            let rows = crate::roster::import::parse_file(&name, &text)
-                .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was changed"))?;
+            let unreadable = |e: std::io::Error| anyhow::anyhow!("cannot read {name}: {e}");
+            let malformed = |e: crate::roster::import::Malformed| {
+                anyhow::anyhow!("{name}: {e}; nothing was changed")
+            };
             let pool = connect(&db_cfg).await?;
-            migrate(&pool).await?;
-            let report =
-                crate::roster::import::import(&pool, &roles, &rules, &rows, cmd.prune, cmd.dry_run)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+            let import = |rows, total| {
+                crate::roster::import::import(
+                    &pool,
+                    &roles,
+                    &rules,
+                    rows,
+                    total,
+                    cmd.prune,
+                    cmd.dry_run,
+                )
+            };
+            let report = if name.to_ascii_lowercase().ends_with(".csv") {
+                // Read twice, a row at a time: first every row is checked,
+                // so a malformed one anywhere changes nothing; then applied.
+                let open = || {
+                    let file = std::fs::File::open(&cmd.file).map_err(unreadable)?;
+                    crate::roster::import::CsvRows::new(std::io::BufReader::new(file))
+                        .map_err(malformed)
+                };
+                let total = open()?
+                    .try_fold(0, |n, row| row.map(|_| n + 1))
+                    .map_err(malformed)?;
+                migrate(&pool).await?;
+                let rows: Box<dyn Iterator<Item = crate::roster::import::Row> + Send> =
+                    Box::new(open()?.map_while(Result::ok));
+                let report = import(rows, total).await;
+                if let Ok(r) = &report {
+                    let read = r.created + r.updated + r.unchanged + r.rejected.len() as u64;
+                    if read < total as u64 {
+                        return Err(Failure::Runtime(anyhow::anyhow!(
+                            "{name} changed while it was read: {read} of {total} rows were applied"
+                        )));
+                    }
+                }
+                report
+            } else {
+                let text = std::fs::read_to_string(&cmd.file).map_err(unreadable)?;
+                let rows = crate::roster::import::parse_file(&name, &text).map_err(malformed)?;
+                migrate(&pool).await?;
+                let total = rows.len();
+                let rows: Box<dyn Iterator<Item = crate::roster::import::Row> + Send> =
+                    Box::new(rows.into_iter());
+                import(rows, total).await
+            }
+            .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
             if !cmd.dry_run {
                 // Wake the workers of running services; they poll anyway.
                 let _ = crate::provision::jobs::notify(&pool).await;
@@ -371,10 +411,18 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .collect();
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
-            let report =
-                crate::roster::import::import(&pool, &roles, &rules, &rows, cmd.prune, cmd.dry_run)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
+            let total = rows.len();
+            let report = crate::roster::import::import(
+                &pool,
+                &roles,
+                &rules,
+                rows,
+                total,
+                cmd.prune,
+                cmd.dry_run,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
             if !cmd.dry_run {
                 let _ = crate::provision::jobs::notify(&pool).await;
             }

@@ -189,6 +189,114 @@ async fn try_ingest(
     }
 }
 
+/// The batch form of [`ingest`], for imports: events for distinct records,
+/// folded in by the same [`merge`] rule, with one statement per kind of
+/// write for the whole batch and one commit. A record another transaction
+/// created meanwhile goes through [`apply_to_roster`] instead; a batch the
+/// database refuses is applied again event by event through [`ingest`],
+/// which stores the refused one as failed, as a single delivery would, and
+/// stops there (the outcomes then end with it).
+pub async fn ingest_batch(
+    pool: &PgPool,
+    bodies: &[ParsedBody],
+    source: Source,
+    roles: &RoleMap,
+) -> Result<Vec<Outcome>, ApplyError> {
+    match try_batch(pool, bodies, source, roles).await {
+        Ok(outcomes) => {
+            for (b, o) in bodies.iter().zip(&outcomes) {
+                crate::metrics::event(source.as_str(), b.event.event_type.as_str(), o.as_str());
+            }
+            Ok(outcomes)
+        }
+        Err(e) if crate::db::is_unavailable(&e) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %describe(&e), "batch refused; applying its events one by one");
+            // In file order, up to the first refused one, as unbatched.
+            let mut outcomes = Vec::with_capacity(bodies.len());
+            for b in bodies {
+                let outcome = ingest(pool, b, source, roles).await?;
+                outcomes.push(outcome);
+                if outcome == Outcome::Failed {
+                    break;
+                }
+            }
+            Ok(outcomes)
+        }
+    }
+}
+
+async fn try_batch(
+    pool: &PgPool,
+    bodies: &[ParsedBody],
+    source: Source,
+    roles: &RoleMap,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut ids: Vec<String> = bodies.iter().map(|b| b.event.user_id.to_string()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        bodies.len(),
+        "a batch holds one event per record"
+    );
+    let mut tx = pool.begin().await?;
+    let current = store::lock_rows(&mut tx, &ids).await?;
+    let merged: Vec<_> = bodies
+        .iter()
+        .map(|b| {
+            let cur = current.get(b.event.user_id.as_str());
+            (b, cur, merge(cur, &b.event, roles))
+        })
+        .collect();
+    let new: Vec<_> = merged
+        .iter()
+        .filter(|(_, cur, m)| cur.is_none() && m.changed)
+        .map(|(b, _, m)| (&b.event.user_id, &m.row))
+        .collect();
+    let inserted = store::insert_rows(&mut tx, &new).await?;
+    let changed: Vec<_> = merged
+        .iter()
+        .filter(|(_, cur, m)| cur.is_some() && m.changed)
+        .map(|(b, _, m)| (&b.event.user_id, &m.row))
+        .collect();
+    store::update_rows(&mut tx, &changed).await?;
+    let mut emails: Vec<&str> = Vec::new();
+    let mut outcomes = Vec::with_capacity(bodies.len());
+    for (b, cur, m) in &merged {
+        let raced = cur.is_none() && !inserted.contains(b.event.user_id.as_str());
+        let outcome = if raced {
+            // Created by another transaction since we looked: the one
+            // event path, which waits for and merges with that row.
+            apply_to_roster(&mut tx, &b.event, roles).await?
+        } else {
+            if m.changed {
+                emails.extend(cur.and_then(|c| c.email()).map(|e| e.as_str()));
+                emails.extend(m.row.email().map(|e| e.as_str()));
+            }
+            if m.stale {
+                Outcome::Stale
+            } else {
+                Outcome::Applied
+            }
+        };
+        outcomes.push(outcome);
+    }
+    emails.sort_unstable();
+    emails.dedup();
+    if !emails.is_empty() {
+        crate::provision::jobs::enqueue(&mut tx, &emails).await?;
+    }
+    let events: Vec<_> = bodies
+        .iter()
+        .zip(&outcomes)
+        .map(|(b, o)| (b, o.as_str()))
+        .collect();
+    store::insert_events(&mut tx, &events, source.as_str()).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
 /// The result of applying a stored event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reapplied {

@@ -5,7 +5,9 @@ use super::merge::{ProfileRegister, Registers, RowStatus};
 use crate::event::{Change, Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
 use crate::provision::roles::RoleMap;
 use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
 use sqlx::PgConnection;
+use std::collections::{HashMap, HashSet};
 
 fn decode<T>(r: Result<T, String>) -> Result<T, sqlx::Error> {
     r.map_err(|e| sqlx::Error::Decode(e.into()))
@@ -88,6 +90,171 @@ pub async fn read_row(
     .await?
     .map(RowRecord::into_registers)
     .transpose()
+}
+
+struct IdRowRecord {
+    id: String,
+    email: Option<String>,
+    name: Option<String>,
+    profile_status: Option<String>,
+    groups: Vec<String>,
+    roles: Vec<String>,
+    profile_at: Option<DateTime<Utc>>,
+    profile_event_id: Option<String>,
+    deleted_at: Option<DateTime<Utc>>,
+    deleted_event_id: Option<String>,
+}
+
+impl IdRowRecord {
+    fn split(self) -> Result<(String, Registers), sqlx::Error> {
+        let row = RowRecord {
+            email: self.email,
+            name: self.name,
+            profile_status: self.profile_status,
+            groups: self.groups,
+            roles: self.roles,
+            profile_at: self.profile_at,
+            profile_event_id: self.profile_event_id,
+            deleted_at: self.deleted_at,
+            deleted_event_id: self.deleted_event_id,
+        };
+        Ok((self.id, row.into_registers()?))
+    }
+}
+
+/// Reads the rows of `ids` (sorted, so concurrent batches lock in one
+/// order) and holds their locks until the transaction ends.
+pub async fn lock_rows(
+    conn: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Registers>, sqlx::Error> {
+    sqlx::query_as!(
+        IdRowRecord,
+        r#"select id, email, name, profile_status, groups, roles,
+                  profile_at, profile_event_id, deleted_at, deleted_event_id
+           from roster where id = any($1) order by id for update"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(IdRowRecord::split)
+    .collect()
+}
+
+/// Reads the rows of `ids` without locking them (imports compare first).
+pub async fn read_rows(
+    conn: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Registers>, sqlx::Error> {
+    sqlx::query_as!(
+        IdRowRecord,
+        r#"select id, email, name, profile_status, groups, roles,
+                  profile_at, profile_event_id, deleted_at, deleted_event_id
+           from roster where id = any($1)"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(IdRowRecord::split)
+    .collect()
+}
+
+/// Rows as one JSON array of objects named like the table's columns: a
+/// batch travels as one parameter, expanded by `jsonb_populate_recordset`.
+fn rows_json(rows: &[(&RecordId, &Registers)]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|(id, row)| {
+                let c = columns(row);
+                json!({
+                    "id": id.as_str(), "email": c.email, "name": c.name,
+                    "profile_status": c.status, "groups": c.groups, "roles": c.roles,
+                    "profile_at": c.profile_at, "profile_event_id": c.profile_event_id,
+                    "deleted_at": c.deleted_at, "deleted_event_id": c.deleted_event_id,
+                    "last_at": c.last_at, "last_event_id": c.last_event_id,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The batch form of [`insert_row`]: the ids actually inserted (the rest
+/// were created by another transaction first).
+pub async fn insert_rows(
+    conn: &mut PgConnection,
+    rows: &[(&RecordId, &Registers)],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let inserted = sqlx::query_scalar!(
+        r#"insert into roster (id, email, name, profile_status, groups, roles,
+                               profile_at, profile_event_id, deleted_at, deleted_event_id,
+                               last_at, last_event_id)
+           select id, email, name, profile_status, groups, roles,
+                  profile_at, profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id
+           from jsonb_populate_recordset(null::roster, $1)
+           on conflict (id) do nothing
+           returning id"#,
+        rows_json(rows)
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(inserted.into_iter().collect())
+}
+
+/// The batch form of [`update_row`].
+pub async fn update_rows(
+    conn: &mut PgConnection,
+    rows: &[(&RecordId, &Registers)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"update roster r set email = v.email, name = v.name, profile_status = v.profile_status,
+                  groups = v.groups, roles = v.roles, profile_at = v.profile_at,
+                  profile_event_id = v.profile_event_id, deleted_at = v.deleted_at,
+                  deleted_event_id = v.deleted_event_id, last_at = v.last_at,
+                  last_event_id = v.last_event_id, updated_at = now()
+           from jsonb_populate_recordset(null::roster, $1) v
+           where r.id = v.id"#,
+        rows_json(rows)
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The batch form of [`insert_event`], each with its outcome.
+pub async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[(&crate::event::ParsedBody, &str)],
+    source: &str,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|(b, outcome)| {
+            json!({
+                "event_id": b.event.key.event_id.as_str(),
+                "event_type": b.event.event_type.as_str(),
+                "occurred_at": b.event.key.at,
+                "user_id": b.event.user_id.as_str(),
+                "payload": b.payload,
+                "payload_hash": format!("\\x{}", hex::encode(b.payload_hash)),
+                "source": source,
+                "outcome": outcome,
+            })
+        })
+        .collect();
+    sqlx::query!(
+        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
+                                       payload_hash, source, outcome, processed_at)
+           select event_id, event_type, occurred_at, user_id, payload, payload_hash, source,
+                  outcome, now()
+           from jsonb_populate_recordset(null::inbound_events, $1)
+           on conflict (event_id) do nothing"#,
+        Value::Array(rows)
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// How an incoming profile relates to what the roster holds.

@@ -172,9 +172,18 @@ async fn nul_in_a_pushed_file_rejects_that_row_only(db: PgPool) {
         ("roster.yaml", yaml, vec![1, 2], vec!["recA", "recG"]),
     ] {
         let rows = parse_file(name, text).unwrap();
-        let report = import(&db, &roles, &EventRules::default(), &rows, false, false)
-            .await
-            .unwrap();
+        let total = rows.len();
+        let report = import(
+            &db,
+            &roles,
+            &EventRules::default(),
+            rows,
+            total,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         let lines: Vec<usize> = report.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, rejected, "{name}: {report:?}");
         assert!(

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rosterd::event::{Email, ParsedBody};
 use rosterd::provision::roles::RoleMap;
+use rosterd::roster::apply::ingest_batch;
 use rosterd::roster::{ingest, store, Source};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -155,6 +156,69 @@ fn any_order_any_duplicates_same_roster() {
                 deliver(&db, &roles, &shuffled).await;
                 let got = snapshot(&db).await;
                 prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(unqueued_emails(&db).await, BTreeSet::new());
+                Ok::<(), TestCaseError>(())
+            })
+        })
+        .unwrap();
+}
+
+/// The batch form of the apply path (imports) is the same rule: any
+/// permutation of a history, cut into batches of distinct records and
+/// applied batch by batch, leaves the roster and the holders that
+/// delivering the events one by one in order leaves, with provisioning
+/// queued for every email it carries.
+#[test]
+fn batches_apply_the_same_rule_as_single_events() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_database());
+    let roles = RoleMap::parse("admins=admin", "reader").unwrap();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&history(), |(events, delivery)| {
+            rt.block_on(async {
+                let mut in_order: Vec<&Value> = events.iter().collect();
+                in_order.sort_by_key(|e| {
+                    (
+                        e["occurredAt"].as_str().unwrap().to_owned(),
+                        e["eventId"].as_str().unwrap().to_owned(),
+                    )
+                });
+                reset(&db).await;
+                deliver(&db, &roles, &in_order).await;
+                let expected = snapshot(&db).await;
+
+                reset(&db).await;
+                // Each event once, in the shuffled order of its first copy.
+                let mut order: Vec<usize> = Vec::new();
+                for &i in &delivery {
+                    if !order.contains(&i) {
+                        order.push(i);
+                    }
+                }
+                let mut batch: Vec<ParsedBody> = Vec::new();
+                for i in order {
+                    let body = ParsedBody::from_value(events[i].clone()).unwrap();
+                    if batch.iter().any(|b| b.event.user_id == body.event.user_id) {
+                        ingest_batch(&db, &batch, Source::Import, &roles)
+                            .await
+                            .unwrap();
+                        batch.clear();
+                    }
+                    batch.push(body);
+                }
+                ingest_batch(&db, &batch, Source::Import, &roles)
+                    .await
+                    .unwrap();
+                prop_assert_eq!(snapshot(&db).await, expected);
                 prop_assert_eq!(unqueued_emails(&db).await, BTreeSet::new());
                 Ok::<(), TestCaseError>(())
             })

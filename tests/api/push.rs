@@ -244,3 +244,52 @@ async fn malformed_files_change_nothing(_p: PgPoolOptions, opts: PgConnectOption
     assert_eq!(missing.code, 1);
     assert!(missing.err.contains("cannot read"));
 }
+
+/// A big CSV is applied in batches, a row at a time from the file, with
+/// progress on stderr; a malformed row at its very end changes nothing,
+/// because every row is checked before the first batch is applied.
+#[sqlx::test]
+async fn a_big_csv_streams_and_a_late_malformed_row_changes_nothing(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (db, url) = setup(opts).await;
+    let n = 12_345;
+    let mut csv = String::from("id,email,name,groups\n");
+    for i in 0..n {
+        csv.push_str(&format!("rec{i:06},p{i}@bulk.example,Person {i},staff\n"));
+    }
+    let before = db_state(&db).await;
+    let bad = push(
+        &url,
+        &fixture(
+            "big.csv",
+            &format!("{csv}recBad,bad@bulk.example,Bad,staff,extra\n"),
+        ),
+        &[],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.err);
+    assert!(bad.err.contains("not valid CSV"), "{}", bad.err);
+    assert!(bad.err.contains("nothing was changed"), "{}", bad.err);
+    assert_eq!(db_state(&db).await, before);
+
+    let good = push(&url, &fixture("big.csv", &csv), &[]);
+    assert_eq!(good.code, 0, "{}", good.err);
+    assert_eq!(counts(&good.out), expect([n as u64, 0, 0, 0, 0]));
+    assert!(
+        good.err.contains(&format!("{n}/{n} rows")),
+        "progress on stderr: {}",
+        good.err
+    );
+    let (rows, jobs, events): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from roster), (select count(*) from provisioning_jobs),
+                (select count(*) from inbound_events where source = 'import')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((rows, jobs, events), (n, n, n));
+    // Pushing it again changes nothing: every row is unchanged.
+    let again = push(&url, &fixture("big.csv", &csv), &[]);
+    assert_eq!(counts(&again.out), expect([0, 0, 0, n as u64, 0]));
+}
