@@ -46,7 +46,9 @@ pub mod worker;
 
 use crate::event::Email;
 use locks::{Key, Locks};
-use person::{decide, link, link_new, link_row, load, Action, Decision, Facts, Occupant, Step};
+use person::{
+    decide, link, link_new, link_row, load, Action, Decision, Facts, Occupant, Person, Step,
+};
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use sqlx::PgPool;
 use std::collections::{BTreeSet, HashMap};
@@ -131,7 +133,15 @@ async fn converge(
         .take(&BTreeSet::from([Key::email(email.as_str())]))
         .await?;
     for _ in 0..MAX_ROUNDS {
-        let facts = read(locks, provider, email, look_up).await?;
+        // The roster names the linked users: lock them before asking the
+        // provider about them, so each is fetched once, under its lock.
+        let person = load(locks.conn(), email).await?;
+        let linked: BTreeSet<Key> = person.links().map(Key::user).collect();
+        if !locks.holds_all(&linked) {
+            locks.take(&linked).await?;
+            continue;
+        }
+        let facts = read(locks, provider, person, look_up).await?;
         let want = keys(&facts);
         if !locks.holds_all(&want) {
             locks.take(&want).await?;
@@ -160,15 +170,16 @@ async fn converge(
     Err(transient("the person kept changing while being provisioned; will retry").into())
 }
 
-/// The facts a decision reads: the person's rows, the users linked to
-/// them, and (when needed) who has the email at the provider.
+/// The facts a decision reads: the person's rows (read under the locks of
+/// the users they link), those users, and (when needed) who has the email
+/// at the provider.
 async fn read(
     locks: &mut Locks,
     provider: &dyn AuthProvider,
-    email: &Email,
+    person: Person,
     look_up: bool,
 ) -> Result<Facts, ProvisionError> {
-    let person = load(locks.conn(), email).await?;
+    let email = &person.email;
     let mut linked = HashMap::new();
     for id in person.links() {
         if let Some(u) = provider.get_user(id).await? {
