@@ -13,7 +13,9 @@ fn decode<T>(r: Result<T, String>) -> Result<T, sqlx::Error> {
     r.map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
+/// A roster row's columns as read; [`RowRecord::split`] parses them once.
 struct RowRecord {
+    id: String,
     email: Option<String>,
     name: Option<String>,
     profile_status: Option<String>,
@@ -26,7 +28,7 @@ struct RowRecord {
 }
 
 impl RowRecord {
-    fn into_registers(self) -> Result<Registers, sqlx::Error> {
+    fn split(self) -> Result<(String, Registers), sqlx::Error> {
         let profile = match (self.profile_at, self.profile_event_id, self.email) {
             (Some(at), Some(id), Some(email)) => Some(ProfileRegister {
                 profile: Profile {
@@ -52,7 +54,11 @@ impl RowRecord {
             }),
             _ => None,
         };
-        Ok(Registers { profile, deletion })
+        Ok((self.id, Registers { profile, deletion }))
+    }
+
+    fn into_registers(self) -> Result<Registers, sqlx::Error> {
+        self.split().map(|(_, row)| row)
     }
 }
 
@@ -63,7 +69,7 @@ pub async fn lock_row(
 ) -> Result<Option<Registers>, sqlx::Error> {
     sqlx::query_as!(
         RowRecord,
-        r#"select email, name, profile_status, groups, roles,
+        r#"select id, email, name, profile_status, groups, roles,
                   profile_at, profile_event_id, deleted_at, deleted_event_id
            from roster where id = $1 for update"#,
         id.as_str()
@@ -81,7 +87,7 @@ pub async fn read_row(
 ) -> Result<Option<Registers>, sqlx::Error> {
     sqlx::query_as!(
         RowRecord,
-        r#"select email, name, profile_status, groups, roles,
+        r#"select id, email, name, profile_status, groups, roles,
                   profile_at, profile_event_id, deleted_at, deleted_event_id
            from roster where id = $1"#,
         id.as_str()
@@ -92,36 +98,6 @@ pub async fn read_row(
     .transpose()
 }
 
-struct IdRowRecord {
-    id: String,
-    email: Option<String>,
-    name: Option<String>,
-    profile_status: Option<String>,
-    groups: Vec<String>,
-    roles: Vec<String>,
-    profile_at: Option<DateTime<Utc>>,
-    profile_event_id: Option<String>,
-    deleted_at: Option<DateTime<Utc>>,
-    deleted_event_id: Option<String>,
-}
-
-impl IdRowRecord {
-    fn split(self) -> Result<(String, Registers), sqlx::Error> {
-        let row = RowRecord {
-            email: self.email,
-            name: self.name,
-            profile_status: self.profile_status,
-            groups: self.groups,
-            roles: self.roles,
-            profile_at: self.profile_at,
-            profile_event_id: self.profile_event_id,
-            deleted_at: self.deleted_at,
-            deleted_event_id: self.deleted_event_id,
-        };
-        Ok((self.id, row.into_registers()?))
-    }
-}
-
 /// Reads the rows of `ids` (sorted, so concurrent batches lock in one
 /// order) and holds their locks until the transaction ends.
 pub async fn lock_rows(
@@ -129,7 +105,7 @@ pub async fn lock_rows(
     ids: &[String],
 ) -> Result<HashMap<String, Registers>, sqlx::Error> {
     sqlx::query_as!(
-        IdRowRecord,
+        RowRecord,
         r#"select id, email, name, profile_status, groups, roles,
                   profile_at, profile_event_id, deleted_at, deleted_event_id
            from roster where id = any($1) order by id for update"#,
@@ -138,7 +114,7 @@ pub async fn lock_rows(
     .fetch_all(conn)
     .await?
     .into_iter()
-    .map(IdRowRecord::split)
+    .map(RowRecord::split)
     .collect()
 }
 
@@ -148,7 +124,7 @@ pub async fn read_rows(
     ids: &[String],
 ) -> Result<HashMap<String, Registers>, sqlx::Error> {
     sqlx::query_as!(
-        IdRowRecord,
+        RowRecord,
         r#"select id, email, name, profile_status, groups, roles,
                   profile_at, profile_event_id, deleted_at, deleted_event_id
            from roster where id = any($1)"#,
@@ -157,7 +133,7 @@ pub async fn read_rows(
     .fetch_all(conn)
     .await?
     .into_iter()
-    .map(IdRowRecord::split)
+    .map(RowRecord::split)
     .collect()
 }
 
