@@ -138,6 +138,25 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
         .collect())
 }
 
+/// Gives claimed jobs that never started back to the queue as they were
+/// (a stopping worker's prefetched jobs), so no one waits for their lease.
+pub async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let tokens: Vec<Uuid> = jobs.iter().map(|j| j.token).collect();
+    sqlx::query!(
+        "update provisioning_jobs j set
+             state = 'pending', attempts = j.attempts - 1, dirty = false,
+             lease_token = null, lease_until = null, updated_at = now()
+         from unnest($1::bigint[], $2::uuid[]) as c(id, token)
+         where j.id = c.id and j.lease_token = c.token and j.state = 'running'",
+        &ids,
+        &tokens
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Extends a claim; `false` when it was lost (lease expired and taken).
 pub async fn renew(db: &PgPool, job: &Claimed, lease: Duration) -> Result<bool, sqlx::Error> {
     let r = sqlx::query!(
@@ -160,54 +179,100 @@ pub enum Finish {
     Dead { error: String, transient: bool },
 }
 
-/// Records an attempt and moves the job on. A dirty job (the person
-/// changed while it ran) goes back to pending, due now, with a fresh
-/// attempt count. Returns `false` when the claim had been lost, in which
-/// case nothing is written.
-pub async fn finish(db: &PgPool, job: &Claimed, result: &Finish) -> Result<bool, sqlx::Error> {
-    let (state, action, error, transient, delay) = match result {
-        Finish::Done { action } => ("done", Some(*action), None, None, 0.0),
-        Finish::Retry { error, after } => (
-            "pending",
-            None,
-            Some(error),
-            Some(true),
-            after.as_secs_f64(),
-        ),
-        Finish::Dead { error, transient } => ("dead", None, Some(error), Some(*transient), 0.0),
-    };
-    // Provider error text is not ours: Postgres `text` refuses NUL, and a
-    // refused result would leave the job to its lease.
-    let error = error.map(|e| e.replace('\0', "\u{fffd}"));
-    let r = sqlx::query!(
-        r#"with job as (
-               update provisioning_jobs set
-                   state = case when dirty and $3 <> 'pending' then 'pending' else $3 end,
-                   attempts = case when dirty and $3 <> 'pending' then 0 else attempts end,
-                   run_at = case when dirty then now() else now() + make_interval(secs => $7) end,
+/// Records attempts and moves their jobs on, many in one statement: the
+/// worker's results are written by one task that takes whatever has
+/// finished meanwhile, so a busy worker pays one round trip and one commit
+/// per batch rather than per job. A dirty job (the person changed while it
+/// ran) goes back to pending, due now, with a fresh attempt count. Returns,
+/// per result, `false` when its claim had been lost, in which case nothing
+/// is written for it.
+pub async fn finish(
+    db: &PgPool,
+    results: &[(&Claimed, &Finish)],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut cols = FinishColumns::default();
+    for (job, result) in results {
+        cols.push(job, result);
+    }
+    let recorded: Vec<i64> = sqlx::query_scalar!(
+        r#"with result as (
+               select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                    $6::bool[], $7::float8[], $8::int[], $9::timestamptz[])
+                   as r(id, token, state, action, error, transient, delay, attempt, started_at)),
+           job as (
+               update provisioning_jobs j set
+                   state = case when j.dirty and r.state <> 'pending' then 'pending' else r.state end,
+                   attempts = case when j.dirty and r.state <> 'pending' then 0 else j.attempts end,
+                   run_at = case when j.dirty then now() else now() + make_interval(secs => r.delay) end,
                    dirty = false,
                    lease_token = null,
                    lease_until = null,
-                   last_action = coalesce($4, last_action),
-                   last_error = $5,
+                   last_action = coalesce(r.action, j.last_action),
+                   last_error = r.error,
                    updated_at = now()
-               where id = $1 and lease_token = $2 and state = 'running'
-               returning id)
+               from result r
+               where j.id = r.id and j.lease_token = r.token and j.state = 'running'
+               returning r.*)
            insert into provisioning_attempts (job_id, attempt, started_at, action, error, transient)
-           select id, $8, $9, $4, $5, $6 from job"#,
-        job.id,
-        job.token,
-        state,
-        action,
-        error.as_deref(),
-        transient,
-        delay,
-        job.attempt,
-        job.started_at
+           select id, attempt, started_at, action, error, transient from job
+           returning job_id as "job_id!""#,
+        &cols.id,
+        &cols.token,
+        &cols.state as &[&str],
+        &cols.action as &[Option<&str>],
+        &cols.error as &[Option<String>],
+        &cols.transient as &[Option<bool>],
+        &cols.delay,
+        &cols.attempt,
+        &cols.started_at
     )
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(results
+        .iter()
+        .map(|(job, _)| recorded.contains(&job.id))
+        .collect())
+}
+
+/// [`finish`]'s parameters, a column each.
+#[derive(Default)]
+struct FinishColumns {
+    id: Vec<i64>,
+    token: Vec<Uuid>,
+    state: Vec<&'static str>,
+    action: Vec<Option<&'static str>>,
+    error: Vec<Option<String>>,
+    transient: Vec<Option<bool>>,
+    delay: Vec<f64>,
+    attempt: Vec<i32>,
+    started_at: Vec<DateTime<Utc>>,
+}
+
+impl FinishColumns {
+    fn push(&mut self, job: &Claimed, result: &Finish) {
+        let (state, action, error, transient, delay) = match result {
+            Finish::Done { action } => ("done", Some(*action), None, None, 0.0),
+            Finish::Retry { error, after } => (
+                "pending",
+                None,
+                Some(error),
+                Some(true),
+                after.as_secs_f64(),
+            ),
+            Finish::Dead { error, transient } => ("dead", None, Some(error), Some(*transient), 0.0),
+        };
+        self.id.push(job.id);
+        self.token.push(job.token);
+        self.state.push(state);
+        self.action.push(action);
+        // Provider error text is not ours: Postgres `text` refuses NUL, and a
+        // refused result would leave the job to its lease.
+        self.error.push(error.map(|e| e.replace('\0', "\u{fffd}")));
+        self.transient.push(transient);
+        self.delay.push(delay);
+        self.attempt.push(job.attempt);
+        self.started_at.push(job.started_at);
+    }
 }
 
 /// Full-jitter exponential backoff: uniform in [0, min(cap, base·2^(n-1))],

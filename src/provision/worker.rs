@@ -7,9 +7,10 @@ use super::{provision_person, ProvisionError};
 use crate::event::Email;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -67,50 +68,54 @@ impl Worker {
                 None
             }
         };
-        let permits = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let slots = self.cfg.concurrency.max(1);
+        let recorder = Recorder::spawn(self.db.clone());
+        let mut ready = Prefetch::new(slots);
         let mut tasks = JoinSet::new();
         tracing::info!(
             concurrency = self.cfg.concurrency,
             "provisioning worker started"
         );
         while !shutdown.is_cancelled() {
-            let free = permits.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match jobs::claim(&self.db, free as i64, self.cfg.lease).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming jobs failed");
-                        Vec::new()
-                    }
+            let drained = match ready.refill(&self.db, self.cfg.lease).await {
+                Ok(drained) => drained,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs failed");
+                    true
                 }
             };
-            let drained = claimed.len() < free;
-            for job in claimed {
-                let permit = permits.clone().acquire_owned().await.expect("never closed");
-                let me = self.clone();
-                tasks.spawn(async move {
-                    me.run_job(job).await;
-                    drop(permit);
-                });
+            while tasks.len() < slots {
+                let Some(job) = ready.next() else { break };
+                let (me, recorder) = (self.clone(), recorder.clone());
+                tasks.spawn(async move { me.run_job(job, &recorder).await });
             }
             while tasks.try_join_next().is_some() {}
+            if tasks.len() == slots {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tasks.join_next() => {}
+                }
+                continue;
+            }
             if !drained {
                 continue;
             }
-            // Nothing more is due: sleep until told, polled, or a slot frees.
+            // Nothing more is due: sleep until told, polled, or a job ends
+            // (a person who changed while provisioned is due again then).
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = wait_notification(&mut listener) => {}
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() && permits.available_permits() == 0 => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         tracing::info!(
             in_flight = tasks.len(),
             "worker stopping; finishing jobs in flight"
         );
+        if let Err(e) = ready.give_back(&self.db).await {
+            tracing::warn!(error = %e, "returning prefetched jobs failed; their leases will run out");
+        }
         while tasks.join_next().await.is_some() {}
     }
 
@@ -125,17 +130,17 @@ impl Worker {
     /// --once`, tests and benchmarks.
     pub async fn drain(&self) -> Result<DrainReport, sqlx::Error> {
         let mut report = DrainReport::default();
-        let mut tasks = JoinSet::new();
         let slots = self.cfg.concurrency.max(1);
+        let recorder = Recorder::spawn(self.db.clone());
+        let mut ready = Prefetch::new(slots);
+        let mut tasks = JoinSet::new();
         loop {
             // Refill free slots as soon as they free up, as `run` does.
-            if tasks.len() < slots {
-                let claimed =
-                    jobs::claim(&self.db, (slots - tasks.len()) as i64, self.cfg.lease).await?;
-                for job in claimed {
-                    let me = self.clone();
-                    tasks.spawn(async move { me.run_job(job).await });
-                }
+            ready.refill(&self.db, self.cfg.lease).await?;
+            while tasks.len() < slots {
+                let Some(job) = ready.next() else { break };
+                let (me, recorder) = (self.clone(), recorder.clone());
+                tasks.spawn(async move { me.run_job(job, &recorder).await });
             }
             let Some(done) = tasks.join_next().await else {
                 return Ok(report);
@@ -151,7 +156,7 @@ impl Worker {
 
     /// Provisions one claimed job while renewing its lease; records the
     /// result unless the claim was lost meanwhile.
-    async fn run_job(&self, job: Claimed) -> Option<Finish> {
+    async fn run_job(&self, job: Claimed, recorder: &Recorder) -> Option<Finish> {
         let email = Email::from_trusted(job.email.clone());
         let work = provision_person(&self.db, self.provider.as_ref(), &email);
         tokio::pin!(work);
@@ -168,7 +173,7 @@ impl Worker {
             }
         };
         let finish = self.outcome(&job, result);
-        let recorded = match jobs::finish(&self.db, &job, &finish).await {
+        let recorded = match recorder.record(job.clone(), finish.clone()).await {
             Ok(true) => Some(finish),
             Ok(false) => {
                 tracing::warn!(job = job.id, "result discarded: the claim was lost");
@@ -214,6 +219,87 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Claimed jobs waiting for a slot. Claiming a slot's worth at a time
+/// cost a claim statement per job; this claims in batches once it runs
+/// low, so at most `slots` jobs wait here, for less than one job's time.
+struct Prefetch {
+    slots: usize,
+    jobs: VecDeque<Claimed>,
+}
+
+impl Prefetch {
+    fn new(slots: usize) -> Self {
+        Self {
+            slots,
+            jobs: VecDeque::new(),
+        }
+    }
+
+    /// Claims more when a quarter of a batch or less is left; `true` when
+    /// the queue had fewer due jobs than asked for.
+    async fn refill(&mut self, db: &PgPool, lease: Duration) -> Result<bool, sqlx::Error> {
+        if self.jobs.len() > self.slots / 4 {
+            return Ok(false);
+        }
+        let want = self.slots - self.jobs.len();
+        let claimed = jobs::claim(db, want as i64, lease).await?;
+        let drained = claimed.len() < want;
+        self.jobs.extend(claimed);
+        Ok(drained)
+    }
+
+    fn next(&mut self) -> Option<Claimed> {
+        self.jobs.pop_front()
+    }
+
+    async fn give_back(&mut self, db: &PgPool) -> Result<(), sqlx::Error> {
+        let jobs: Vec<Claimed> = self.jobs.drain(..).collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        jobs::unclaim(db, &jobs).await
+    }
+}
+
+type Reply = oneshot::Sender<Result<bool, Arc<sqlx::Error>>>;
+
+/// Writes job results, one statement for whatever finished meanwhile.
+#[derive(Clone)]
+struct Recorder {
+    results: mpsc::UnboundedSender<(Claimed, Finish, Reply)>,
+}
+
+impl Recorder {
+    /// Results written per statement, at most.
+    const BATCH: usize = 256;
+
+    /// The writing task ends when the last clone is dropped.
+    fn spawn(db: PgPool) -> Self {
+        let (results, mut pending) = mpsc::unbounded_channel::<(Claimed, Finish, Reply)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(Self::BATCH);
+            while pending.recv_many(&mut batch, Self::BATCH).await > 0 {
+                let rows: Vec<_> = batch.iter().map(|(j, f, _)| (j, f)).collect();
+                let written = jobs::finish(&db, &rows).await.map_err(Arc::new);
+                for (i, (_, _, reply)) in batch.drain(..).enumerate() {
+                    // A dropped receiver is a job task that was cancelled.
+                    let _ = reply.send(written.as_ref().map(|w| w[i]).map_err(Arc::clone));
+                }
+            }
+        });
+        Self { results }
+    }
+
+    /// `false` when the claim had been lost and nothing was written.
+    async fn record(&self, job: Claimed, result: Finish) -> Result<bool, Arc<sqlx::Error>> {
+        let (reply, written) = oneshot::channel();
+        self.results
+            .send((job, result, reply))
+            .expect("the recorder lives while a clone does");
+        written.await.expect("the recorder answers every result")
     }
 }
 

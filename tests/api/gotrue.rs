@@ -105,6 +105,10 @@ pub enum Failure {
 #[derive(Default)]
 struct Inner {
     users: BTreeMap<Uuid, User>,
+    /// GoTrue's unique index on email: a lookup, not a scan, so the
+    /// stand-in's cost per request does not grow with its users (it shares
+    /// the machine with what the benchmarks measure).
+    by_email: HashMap<String, Uuid>,
     seq: u64,
     requests: HashMap<(String, String), usize>,
     failures: VecDeque<Failure>,
@@ -113,6 +117,17 @@ struct Inner {
     legacy_errors: bool,
     omit_link_header: bool,
     last_api_version: Option<String>,
+}
+
+impl Inner {
+    /// Adds a user (ids and emails are checked unique by the caller).
+    fn put(&mut self, user: User) {
+        if let Some(old) = self.users.get(&user.id) {
+            self.by_email.remove(&old.email);
+        }
+        self.by_email.insert(user.email.clone(), user.id);
+        self.users.insert(user.id, user);
+    }
 }
 
 #[derive(Clone)]
@@ -174,7 +189,7 @@ impl GoTrue {
             updated_at: now,
             seq: inner.seq,
         };
-        inner.users.insert(id, user);
+        inner.put(user);
         id
     }
 
@@ -195,12 +210,9 @@ impl GoTrue {
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<User> {
-        let email = email.to_lowercase();
-        self.lock()
-            .users
-            .values()
-            .find(|u| u.email == email)
-            .cloned()
+        let inner = self.lock();
+        let id = inner.by_email.get(&email.to_lowercase())?;
+        inner.users.get(id).cloned()
     }
 
     /// Requests seen for a method and route, e.g. `("GET", "/admin/users/{id}")`.
@@ -524,7 +536,7 @@ async fn create_user(
     }
     let email = validate_email(&email, v)?;
     let mut inner = g.lock();
-    if inner.users.values().any(|u| u.email == email) {
+    if inner.by_email.contains_key(&email) {
         return Err(reject(
             v,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -585,7 +597,7 @@ async fn create_user(
         seq: inner.seq,
     };
     let body = user.to_json();
-    inner.users.insert(id, user);
+    inner.put(user);
     Ok(Json(body).into_response())
 }
 
@@ -622,9 +634,9 @@ async fn update_user(
     // One transaction in GoTrue: the unique index fails it as a whole.
     if let Some(email) = &email {
         if inner
-            .users
-            .values()
-            .any(|u| u.id != id && &u.email == email)
+            .by_email
+            .get(email)
+            .is_some_and(|holder| *holder != id)
         {
             return Err(unique_violation(
                 v,
@@ -634,7 +646,10 @@ async fn update_user(
             ));
         }
     }
-    let user = inner.users.get_mut(&id).ok_or_else(|| user_not_found(v))?;
+    let Inner {
+        users, by_email, ..
+    } = &mut *inner;
+    let user = users.get_mut(&id).ok_or_else(|| user_not_found(v))?;
     let now = Utc::now();
     if params.email_confirm {
         user.email_confirmed_at = Some(now);
@@ -642,6 +657,8 @@ async fn update_user(
             .insert("email_verified".into(), json!(true));
     }
     if let Some(email) = email {
+        by_email.remove(&user.email);
+        by_email.insert(email.clone(), id);
         user.email = email;
     }
     if let Some(app) = params.app_metadata {

@@ -382,10 +382,11 @@ async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
     assert_eq!(active, 1);
     // …and finishing the stale run puts the job back to pending.
     let finish = rosterd::provision::jobs::Finish::Done { action: "created" };
-    assert!(
-        rosterd::provision::jobs::finish(&h.db, &claimed[0], &finish)
+    assert_eq!(
+        rosterd::provision::jobs::finish(&h.db, &[(&claimed[0], &finish)])
             .await
-            .unwrap()
+            .unwrap(),
+        [true]
     );
     let state: String = sqlx::query_scalar("select state from provisioning_jobs")
         .fetch_one(&h.db)
@@ -432,14 +433,79 @@ async fn an_expired_lease_is_taken_over_and_the_old_claim_cannot_finish(db: PgPo
         error: "late".into(),
         transient: false,
     };
-    assert!(!rosterd::provision::jobs::finish(&h.db, &first[0], &late)
-        .await
-        .unwrap());
+    assert_eq!(
+        rosterd::provision::jobs::finish(&h.db, &[(&first[0], &late)])
+            .await
+            .unwrap(),
+        [false]
+    );
     let state: String = sqlx::query_scalar("select state from provisioning_jobs")
         .fetch_one(&h.db)
         .await
         .unwrap();
     assert_eq!(state, "done");
+}
+
+/// Results are written in batches: each is recorded or discarded on its
+/// own claim, whatever else is in its batch.
+#[sqlx::test]
+async fn a_batch_of_results_records_only_the_claims_still_held(db: PgPool) {
+    use rosterd::provision::jobs::{claim, finish, Finish};
+    let mut h = Harness::local(db);
+    for (rec, email) in [
+        ("recA", "ada@x.io"),
+        ("recB", "bob@x.io"),
+        ("recC", "cy@x.io"),
+    ] {
+        h.send("user.created", rec, email, "active").await;
+    }
+    let lease = Duration::from_secs(30);
+    let mut claimed = claim(&h.db, 3, lease).await.unwrap();
+    claimed.sort_by(|a, b| a.email.cmp(&b.email));
+    // bob's lease ran out and another worker took the job over.
+    sqlx::query("update provisioning_jobs set lease_until = now() - interval '1 second' where email = 'bob@x.io'")
+        .execute(&h.db)
+        .await
+        .unwrap();
+    let taken = claim(&h.db, 3, lease).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let done = Finish::Done { action: "created" };
+    let retry = Finish::Retry {
+        error: "provider said 503\0".into(),
+        after: Duration::from_secs(60),
+    };
+    let written = finish(
+        &h.db,
+        &[
+            (&claimed[0], &done),
+            (&claimed[1], &done),
+            (&claimed[2], &retry),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, [true, false, true]);
+    let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        "select j.email, j.state, count(a.id), max(a.error)
+           from provisioning_jobs j left join provisioning_attempts a on a.job_id = j.id
+          group by j.email, j.state order by j.email",
+    )
+    .fetch_all(&h.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("ada@x.io".into(), "done".into(), 1, None),
+            ("bob@x.io".into(), "running".into(), 0, None),
+            (
+                "cy@x.io".into(),
+                "pending".into(),
+                1,
+                Some("provider said 503\u{fffd}".into())
+            ),
+        ]
+    );
 }
 
 #[sqlx::test]
@@ -517,6 +583,88 @@ async fn the_worker_wakes_on_notify_and_stops_cleanly(db: PgPool) {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// The worker claims jobs ahead, in batches; when it stops, the jobs it
+/// claimed but never started go back to the queue at once, untouched,
+/// instead of waiting out their lease.
+#[sqlx::test]
+async fn a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(db: PgPool) {
+    let mut h = Harness::local(db);
+    for i in 0..5 {
+        h.send(
+            "user.created",
+            &format!("rec{i}"),
+            &format!("p{i}@x.io"),
+            "active",
+        )
+        .await;
+    }
+    // Every job but p0's stops at linking its row until this rolls back.
+    let mut hold = h.db.begin().await.unwrap();
+    sqlx::query("select 1 from roster where id <> 'rec0' for update")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(h.worker(2).run(shutdown.clone()));
+    let count = |state: &'static str| {
+        let db = h.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select count(*) from provisioning_jobs where state = $1")
+                .bind(state)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    // p0 done, p1 and p2 in flight, p3 claimed ahead; nothing moves now.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while count("done").await < 1 || count("running").await < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the worker claims ahead");
+    shutdown.cancel();
+    // Give it time to stop if the give-back were missing; it is not a race:
+    // the assertions below hold only if p3 went back before any lease ran out.
+    let given_back = tokio::time::timeout(Duration::from_secs(30), async {
+        while count("pending").await < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    hold.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap();
+    given_back.expect("the job claimed ahead is back in the queue while the others run");
+    // p3 is as if never claimed: no attempt counted, no lease, no attempt row.
+    let jobs: Vec<(String, String, i32, bool)> = sqlx::query_as(
+        "select email, state, attempts, lease_token is null from provisioning_jobs order by email",
+    )
+    .fetch_all(&h.db)
+    .await
+    .unwrap();
+    let expect = |e: &str, s: &str, a: i32| (e.to_owned(), s.to_owned(), a, true);
+    assert_eq!(
+        jobs,
+        [
+            expect("p0@x.io", "done", 1),
+            expect("p1@x.io", "done", 1),
+            expect("p2@x.io", "done", 1),
+            expect("p3@x.io", "pending", 0),
+            expect("p4@x.io", "pending", 0),
+        ]
+    );
+    let attempts: i64 = sqlx::query_scalar("select count(*) from provisioning_attempts")
+        .fetch_one(&h.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 3);
+    assert_eq!(h.drain().await.done, 2);
 }
 
 /// A user of ours whose roster link was removed by hand is an orphan: the
