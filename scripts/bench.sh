@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision push reconcile"):
+# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision push reconcile history"):
 #   provision  benches/provision.rs: 10,000 queued people drained through the
 #            Supabase provider against the GoTrue stand-in answering after
 #            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
@@ -33,6 +33,13 @@
 #            C connections, then pgbench runs the same indexed select
 #            (benches/lookup.pgbench.sql) with C clients.  Target (issue): at
 #            C=16 the service sustains >= 0.5x the pgbench rate with p99 < 5 ms.
+#   history  its own database and service: ingest at C=16 (benches/ingest.rs)
+#            and the admin event listing's latency (benches/listing.rs: first
+#            pages under each filter, and walks 200 pages deep along
+#            nextCursor), first on an empty table, then after storing
+#            BENCH_HISTORY_EVENTS (default 10,000,000) events; the database
+#            (about 7 GB) is dropped afterwards.  Target (issue): ingest on
+#            the full table within 10% of the empty one's rate.
 # To add a section (provisioning worker, ...): write section_NAME,
 # which builds what it needs (build_exe, e.g. `build_exe bench bench --bench
 # NAME --no-run`), may use the running service ($SERVICE_URL, $BENCH_SECRET;
@@ -65,7 +72,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision push reconcile}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision push reconcile history}
 BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
 BENCH_LOOKUP_PEOPLE=${BENCH_LOOKUP_PEOPLE:-100000}
 BENCH_LOOKUP_REQUESTS=${BENCH_LOOKUP_REQUESTS:-20000}
@@ -111,22 +118,30 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosterd-bench.XXXXXX")
 SUMMARY=$WORK/summary.txt
 : >"$SUMMARY"
 SERVICE_PID=""
+HISTORY_PID=""
 
-stop_service() {
-    [[ -n $SERVICE_PID ]] || return 0
-    if kill -0 "$SERVICE_PID" 2>/dev/null; then
-        kill -TERM "$SERVICE_PID" 2>/dev/null || true
-        local i
+stop_pid() { # pid
+    local pid=$1 i
+    [[ -n $pid ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 100; i++)); do
-            kill -0 "$SERVICE_PID" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        if kill -0 "$SERVICE_PID" 2>/dev/null; then
-            say "service did not stop within 10 s of SIGTERM; killing it"
-            kill -KILL "$SERVICE_PID" 2>/dev/null || true
+        if kill -0 "$pid" 2>/dev/null; then
+            say "rosterd (pid $pid) did not stop within 10 s of SIGTERM; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    wait "$SERVICE_PID" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_service() {
+    stop_pid "${LAUNCHED_PID:-}"
+    stop_pid "$HISTORY_PID"
+    HISTORY_PID=""
+    stop_pid "$SERVICE_PID"
     SERVICE_PID=""
 }
 
@@ -227,40 +242,44 @@ http_ok() {
 BENCH_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 # Likewise the login lookup's bearer token.
 BENCH_LOOKUP_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+# And the admin API's (the history section lists events).
+BENCH_ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 SERVICE_PORT=$(free_port)
 SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
 SERVICE_LOG=$WORK/service.log
 
+# Starts `rosterd serve` on DB_URL at 127.0.0.1:PORT and waits until it is
+# ready; its pid is left in LAUNCHED_PID.
 # WORKER_ENABLED=false: every benchmark event queues a provisioning job, and
 # an in-process worker would run them during the measurements (and during
 # pgbench, woken by its NOTIFYs), competing for the same cores and database.
 # The worker gets its own section when it is benchmarked.  RUST_LOG=warn: one
 # info line per request would otherwise be part of what is measured.
-say "starting rosterd on $SERVICE_URL (log: $SERVICE_LOG)"
-env RUST_LOG=warn WORKER_ENABLED=false \
-    DATABASE_URL="$DATABASE_URL" \
-    BIND_ADDR="127.0.0.1:$SERVICE_PORT" \
-    AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
-    LOGIN_API_TOKENS="$BENCH_LOOKUP_TOKEN" \
-    "$ROSTERD_BIN" serve 2>"$SERVICE_LOG" &
-SERVICE_PID=$!
-
-ready=0
-for ((i = 0; i < 300; i++)); do # 30 s
-    if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
-        tail -n 20 "$SERVICE_LOG" >&2 || true
-        die "rosterd exited before becoming ready (log above)"
-    fi
-    if http_ok "$SERVICE_URL/readyz"; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-((ready)) || {
-    tail -n 20 "$SERVICE_LOG" >&2 || true
+launch_service() { # db_url port log
+    local db_url=$1 port=$2 log=$3 i
+    say "starting rosterd on http://127.0.0.1:$port (log: $log)"
+    env RUST_LOG=warn WORKER_ENABLED=false \
+        DATABASE_URL="$db_url" \
+        BIND_ADDR="127.0.0.1:$port" \
+        AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
+        LOGIN_API_TOKENS="$BENCH_LOOKUP_TOKEN" \
+        ADMIN_TOKENS="bench:$BENCH_ADMIN_TOKEN" \
+        "$ROSTERD_BIN" serve 2>"$log" &
+    LAUNCHED_PID=$!
+    for ((i = 0; i < 300; i++)); do # 30 s
+        if ! kill -0 "$LAUNCHED_PID" 2>/dev/null; then
+            tail -n 20 "$log" >&2 || true
+            die "rosterd exited before becoming ready (log above)"
+        fi
+        http_ok "http://127.0.0.1:$port/readyz" && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$log" >&2 || true
     die "rosterd not ready within 30 s"
 }
+
+launch_service "$DATABASE_URL" "$SERVICE_PORT" "$SERVICE_LOG"
+SERVICE_PID=$LAUNCHED_PID
 
 # Figures taken against a dead service are worthless: stop there.
 service_alive() {
@@ -433,6 +452,125 @@ section_provision() {
         echo "queue length (first 5,000 jobs; the rate should not fall as the queue grows)"
         sed -n 's/^queue  /  /p' "$WORK/provision.txt"
     } >>"$SUMMARY"
+}
+
+# Stores N events (10M by default) the way the service would have: ids,
+# types, a person per 50 events, 0.1% failed and 1/7 stale, received over
+# the last 100 days, with payloads and hashes. Two loaders, one per core.
+load_history() { # db_url n
+    local db_url=$1 n=$2 chunk=1000000 lo hi started=$SECONDS pids=()
+    for part in 0 1; do
+        (
+            for ((lo = 1 + part * chunk; lo <= n; lo += 2 * chunk)); do
+                hi=$((lo + chunk - 1 < n ? lo + chunk - 1 : n))
+                run_psql "$db_url" -c "
+                    insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
+                                                payload_hash, source, outcome, error, received_at, processed_at)
+                    select 'evt_h' || i, k, t, 'rec_h' || (i % ($n / 50 + 1)),
+                           jsonb_build_object('eventId', 'evt_h' || i, 'eventType', k, 'occurredAt', t,
+                               'user', jsonb_build_object('id', 'rec_h' || (i % ($n / 50 + 1)),
+                                   'email', 'p' || (i % ($n / 50 + 1)) || '@history.example',
+                                   'name', 'Person ' || (i % ($n / 50 + 1)), 'status', 'active',
+                                   'groups', jsonb_build_array('staff'))),
+                           sha256(convert_to('evt_h' || i, 'UTF8')), 'webhook',
+                           case when i % 1000 = 0 then 'failed' when i % 7 = 0 then 'stale' else 'applied' end,
+                           case when i % 1000 = 0 then 'new row violates check constraint' end,
+                           t, t
+                    from generate_series($lo, $hi) i,
+                         lateral (select (array['user.created', 'user.updated', 'user.updated', 'user.deleted'])[1 + i % 4] as k,
+                                         now() - interval '100 days' + (i * 8640.0 / $n) * interval '1000 seconds' as t) x" >/dev/null
+                say "history: events $lo..$hi stored ($((SECONDS - started)) s)"
+            done
+        ) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" || die "loading the history failed"
+    done
+    run_psql "$db_url" -c "vacuum analyze inbound_events" >/dev/null
+    run_psql "$db_url" -c "checkpoint" >/dev/null
+}
+
+# Ingest into a table of 10M stored events against the same empty, and the
+# admin listing's latency on it. Its own database and service, so the other
+# sections' tables stay small.
+section_history() {
+    local n=${BENCH_HISTORY_EVENTS:-10000000} c=16 ingest_bin listing_bin db_url port url tag
+    local window_since window_until person
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_HISTORY_EVENTS must be a positive number"
+    ingest_bin=$(build_exe bench bench --bench ingest --no-run)
+    listing_bin=$(build_exe bench bench --bench listing --no-run)
+    run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_history" >/dev/null
+    run_psql "$DATABASE_URL" -c "create database rosterd_bench_history" >/dev/null
+    db_url=${DATABASE_URL%/*}/rosterd_bench_history
+    port=$(free_port)
+    launch_service "$db_url" "$port" "$WORK/history-service.log"
+    HISTORY_PID=$LAUNCHED_PID
+    url=http://127.0.0.1:$port
+    tag=h$(date +%s)
+    window_since=$(date -u -d '50 days ago' +%Y-%m-%dT%H:%M:%SZ)
+    window_until=$(date -u -d '49 days ago' +%Y-%m-%dT%H:%M:%SZ)
+    person=rec_h$((n / 100))
+    : >"$WORK/history-ingest.tsv"
+    : >"$WORK/history-listing.tsv"
+
+    history_level() { # label
+        local label=$1
+        echo "-- $label: $(run_psql "$db_url" -c "select count(*) from inbound_events") events stored"
+        run_psql "$db_url" -c CHECKPOINT
+        AIRTABLE_USER_SYNC_SECRET=$BENCH_SECRET "$ingest_bin" --bench \
+            --url "$url" --events "$BENCH_EVENTS" --concurrency "$c" \
+            --seed-prefix "${tag}_$label" --summary "$WORK/history-ingest-$label.tsv" |
+            sed '/^ingest: /d'
+        sed "s/^/$label\t/" "$WORK/history-ingest-$label.tsv" >>"$WORK/history-ingest.tsv"
+        BENCH_ADMIN_TOKEN=$BENCH_ADMIN_TOKEN "$listing_bin" --bench --url "$url" \
+            --requests 200 --summary "$WORK/history-listing-$label.tsv" \
+            --query "newest=limit=50" \
+            --query "failed=status=failed&limit=50" \
+            --query "deleted=eventType=user.deleted&limit=50" \
+            --query "person=userId=$person&limit=50" \
+            --query "one-day=since=$window_since&until=$window_until&limit=50"
+        BENCH_ADMIN_TOKEN=$BENCH_ADMIN_TOKEN "$listing_bin" --bench --url "$url" \
+            --requests 200 --walk --summary "$WORK/history-listing-$label.tsv" \
+            --query "walk-newest=limit=50" \
+            --query "walk-failed=status=failed&limit=50"
+        sed "s/^/$label\t/" "$WORK/history-listing-$label.tsv" >>"$WORK/history-listing.tsv"
+        kill -0 "$HISTORY_PID" 2>/dev/null || die "rosterd (history) exited during the benchmark"
+    }
+
+    echo
+    echo "== history: ingest (C=$c, $BENCH_EVENTS events) and admin event listing, empty vs $n stored events =="
+    history_level empty
+    say "history: storing $n events (two loaders)"
+    local loading=$SECONDS
+    load_history "$db_url" "$n"
+    echo "-- stored $n events in $((SECONDS - loading)) s; table and indexes: $(run_psql "$db_url" -c "select pg_size_pretty(pg_total_relation_size('inbound_events'))")"
+    history_level full
+
+    {
+        echo "history (target: ingest with $n stored events within 10% of the empty table's rate)"
+        awk -F'\t' '
+            $4 == "unique" && $1 == "empty" { e = $6; e99 = $8 }
+            $4 == "unique" && $1 == "full"  { f = $6; f99 = $8 }
+            END {
+                printf "  ingest C=16 unique: empty %.0f ev/s (p99 %.1f ms), full %.0f ev/s (p99 %.1f ms), ratio %.2f  %s\n",
+                    e, e99, f, f99, (e > 0 ? f / e : 0), (e > 0 && f / e >= 0.9 ? "target met" : "target missed")
+            }' "$WORK/history-ingest.tsv"
+        echo "  admin event listing (50 per page, one at a time; walk = following nextCursor 200 pages deep)"
+        printf '    %-12s %26s   %26s\n' "" "empty: p50 / p99 / max ms" "full: p50 / p99 / max ms"
+        awk -F'\t' '
+            { key = $2; if (!(key in seen)) { seen[key] = 1; order[++k] = key }
+              v[$1, key] = sprintf("%7.2f %7.2f %7.2f", $4, $5, $6); if ($8 > 0) err += $8 }
+            END {
+                for (i = 1; i <= k; i++) printf "    %-12s %26s   %26s\n", order[i], v["empty", order[i]], v["full", order[i]]
+                if (err > 0) printf "    invalid: %d errors\n", err
+            }' "$WORK/history-listing.tsv"
+    } >>"$SUMMARY"
+
+    stop_pid "$HISTORY_PID"
+    HISTORY_PID=""
+    # Seven gigabytes the other sections do not need.
+    run_psql "$DATABASE_URL" -c "drop database rosterd_bench_history" >/dev/null
 }
 
 # GNU time gives the peak-memory figures.

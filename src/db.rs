@@ -40,6 +40,21 @@ pub fn worker_options(opts: PgConnectOptions) -> PgConnectOptions {
     opts.options([("synchronous_commit", "off")])
 }
 
+/// A read-only transaction whose statements are planned for their actual
+/// parameters. The admin listings' filters are optional (`$1 is null or
+/// ...`): a generic plan, which Postgres may switch a prepared statement to
+/// after its fifth call, cannot use the index that a given filter needs,
+/// and walks the whole table (seconds at 10 million events).
+pub async fn planned_per_call(
+    db: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query_scalar!("select set_config('plan_cache_mode', 'force_custom_plan', true)")
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// True for errors that mean "the database is not answering right now"
 /// (503 + Retry-After) rather than a fault in our SQL.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {

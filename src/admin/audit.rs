@@ -46,6 +46,7 @@ pub async fn list(
 ) -> Result<Page<Entry>, AdminError> {
     let limit = parse_limit(limit, DEFAULT_LIMIT, MAX_LIMIT).map_err(AdminError::BadInput)?;
     let before = parse_id_cursor(cursor).map_err(AdminError::BadInput)?;
+    let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         Entry,
         r#"select id, at, actor, action, target, details from audit_log
@@ -54,7 +55,8 @@ pub async fn list(
         before,
         limit + 1
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Page::from_rows(rows, limit, |e| e.id.to_string()))
 }

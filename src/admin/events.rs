@@ -175,6 +175,7 @@ pub async fn list(
         .map(|c| parse_event_cursor(c))
         .transpose()?;
     let (status, event_type, user_id) = filter.binds();
+    let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         EventSummary,
         r#"select event_id, event_type, occurred_at, user_id, source, outcome, error,
@@ -197,8 +198,9 @@ pub async fn list(
         after.as_ref().map(|(_, id)| id.as_str()),
         limit + 1
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Page::from_rows(rows, limit, |e| {
         format!("{}.{}", e.received_at.timestamp_micros(), e.event_id)
     }))
@@ -301,6 +303,7 @@ pub async fn matching(
 ) -> Result<(Vec<EventId>, i64), sqlx::Error> {
     let (status, event_type, user_id) = filter.binds();
     // The window count is taken before the limit applies.
+    let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query!(
         r#"select event_id, count(*) over () as "matched!"
            from inbound_events
@@ -319,8 +322,9 @@ pub async fn matching(
         filter.until,
         limit
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let matched = rows.first().map_or(0, |r| r.matched);
     let ids = rows
         .into_iter()

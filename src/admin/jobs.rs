@@ -47,6 +47,7 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
     .map_err(AdminError::BadInput)?;
     let before =
         parse_id_cursor(params.get("cursor").map(String::as_str)).map_err(AdminError::BadInput)?;
+    let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         Job,
         r#"select id, email, state as status, attempts, run_at, lease_until, dirty,
@@ -58,8 +59,9 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
         before,
         limit + 1
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Page::from_rows(rows, limit, |j| j.id.to_string()))
 }
 

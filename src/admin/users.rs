@@ -186,6 +186,7 @@ pub async fn list(
     .map_err(AdminError::BadInput)?;
     // The cursor is the last record id seen; any string is a position.
     let after = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+    let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         PersonSummary,
         r#"select id, email, name, status as "status!", auth_user_id, updated_at
@@ -202,8 +203,9 @@ pub async fn list(
         after,
         limit + 1
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Page::from_rows(rows, limit, |p| p.id.clone()))
 }
 

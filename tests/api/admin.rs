@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 /// Every admin route, with a request that is valid once authorised.
@@ -1046,4 +1047,29 @@ async fn cli_replay_by_id_and_by_status(
             ("cli:night-shift".into(), "events.replay".into(), None),
         ]
     );
+}
+
+/// The listings' optional filters are planned per call (a generic plan
+/// cannot use the index a filter needs), and only inside their own
+/// transaction: ingest keeps its cached plans.
+#[sqlx::test]
+async fn listings_are_planned_for_their_own_filters_only(db: PgPool) {
+    let db = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut tx = rosterd::db::planned_per_call(&db).await.unwrap();
+    assert_eq!(plan_cache_mode(&mut tx).await, "force_custom_plan");
+    tx.commit().await.unwrap();
+    // The pool's one connection, after the transaction.
+    let mut conn = db.acquire().await.unwrap();
+    assert_eq!(plan_cache_mode(&mut conn).await, "auto");
+}
+
+async fn plan_cache_mode(conn: &mut sqlx::PgConnection) -> String {
+    sqlx::query_scalar("select current_setting('plan_cache_mode')")
+        .fetch_one(conn)
+        .await
+        .unwrap()
 }
