@@ -304,6 +304,32 @@ percentiles() { # p...
         }'
 }
 
+# Where the machine's CPU went during one measurement: the service, the
+# load generator (pgbench, or our own; a child of this shell, so it is in
+# this shell's children's times once waited for) and everything else
+# (PostgreSQL, mostly).  On a machine this small they share the same cores,
+# so this is what explains a rate: cpu_mark before, cpu_report after.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_mark() {
+    CPU_MARK=("$EPOCHREALTIME" \
+        "$(awk -v hz="$CLK_TCK" '/^cpu / { printf "%.0f", ($2 + $3 + $4 + $7 + $8 + $9) * 1000 / hz }' /proc/stat)" \
+        "$(awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) * 1000 / hz }' "/proc/$SERVICE_PID/stat")" \
+        "$(awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$$/stat")")
+}
+cpu_report() { # label: prints one line, and appends it to $WORK/cpu.txt
+    local before=("${CPU_MARK[@]}") line
+    cpu_mark
+    line=$(awk -v label="$1" -v cores="$(nproc)" \
+        -v w0="${before[0]}" -v m0="${before[1]}" -v s0="${before[2]}" -v c0="${before[3]}" \
+        -v w1="${CPU_MARK[0]}" -v m1="${CPU_MARK[1]}" -v s1="${CPU_MARK[2]}" -v c1="${CPU_MARK[3]}" 'BEGIN {
+            wall = (w1 - w0) * 1000; m = m1 - m0; s = s1 - s0; c = c1 - c0; rest = m - s - c
+            if (rest < 0) rest = 0
+            printf "cpu  %-26s machine %3.0f%% of %d00%%: rosterd %3.0f%%, load generator %3.0f%%, PostgreSQL and the rest %3.0f%%\n",
+                label, 100 * m / wall, cores, 100 * s / wall, 100 * c / wall, 100 * rest / wall
+        }')
+    printf '%s\n' "$line" | tee -a "$WORK/cpu.txt"
+}
+
 # pgbench on the service's own transaction at one concurrency level.
 # Runs benches/NAME.pgbench.sql with C clients for BENCH_PGBENCH_SECS, prints
 # its figures and appends them to $WORK/NAME-pgbench.tsv.  Extra arguments go
@@ -315,12 +341,14 @@ pgbench_level() { # NAME C [pgbench args...]
     local tps avg failed p50 p99 max
     mkdir -p "$logdir"
     run_psql "$DATABASE_URL" -c CHECKPOINT
+    cpu_mark
     "$PGBENCH" -n -M prepared -c "$c" -j "$j" -T "$BENCH_PGBENCH_SECS" "$@" \
         -l --log-prefix="$logdir/log" \
         -f "benches/$name.pgbench.sql" "$DATABASE_URL" >"$out" 2>&1 || {
         cat "$out" >&2
         die "pgbench ($name) failed at C=$c (output above)"
     }
+    cpu_report "$name C=$c pgbench"
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
     avg=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
@@ -346,10 +374,12 @@ section_ingest() {
     echo "== ingest: service (benches/ingest.rs, $BENCH_EVENTS events) and pgbench (benches/ingest.pgbench.sql, ${BENCH_PGBENCH_SECS} s) per level =="
     for c in "${LEVELS[@]}"; do
         run_psql "$DATABASE_URL" -c CHECKPOINT
+        cpu_mark
         AIRTABLE_USER_SYNC_SECRET=$BENCH_SECRET "$ingest_bin" --bench \
             --url "$SERVICE_URL" --events "$BENCH_EVENTS" --concurrency "$c" \
             --seed-prefix "$run_tag" --summary "$WORK/ingest-service-c$c.tsv" |
             sed '/^ingest: /d' # its preamble; the header above says the same
+        cpu_report "ingest C=$c service"
         cat "$WORK/ingest-service-c$c.tsv" >>"$WORK/ingest-service.tsv"
         service_alive
         pgbench_level ingest "$c" -D prefix="pgb_${run_tag}_c$c" -D i=0
@@ -408,10 +438,12 @@ section_lookup() {
     : >"$WORK/lookup-service.tsv"
     : >"$WORK/lookup-pgbench.tsv"
     for c in "${LOOKUP_LEVELS[@]}"; do
+        cpu_mark
         BENCH_LOOKUP_TOKEN=$BENCH_LOOKUP_TOKEN "$lookup_bin" --bench \
             --url "$SERVICE_URL" --people "$n" --requests "$BENCH_LOOKUP_REQUESTS" \
             --concurrency "$c" --summary "$WORK/lookup-service.tsv" |
             sed '/^lookup: /d' # its preamble; the header above says the same
+        cpu_report "lookup C=$c service"
         service_alive
         pgbench_level lookup "$c" -D people="$BENCH_LOOKUP_PEOPLE"
     done
@@ -648,3 +680,7 @@ done
 echo
 echo "== summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
 cat "$SUMMARY"
+if [[ -s $WORK/cpu.txt ]]; then
+    echo "where the CPU went (the ingest service figure includes its duplicate pass)"
+    sed 's/^cpu  /  /' "$WORK/cpu.txt"
+fi
