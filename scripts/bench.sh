@@ -14,8 +14,9 @@
 #            (BENCH_QUEUED), local provider at C=8 and stand-in at C=32: the
 #            same rate on every line means a queue whose cost per job does not
 #            grow with its length.
-#   push     `rosterd push` of a BENCH_PUSH_ROWS-row CSV (default 100,000),
-#            every row new, into an empty database: wall time and peak RSS.
+#   push     `rosterd push` of BENCH_PUSH_ROWS people (default 100,000) as a
+#            CSV, then as YAML, every row new, each into an empty database:
+#            wall time and peak RSS.
 #   reconcile  `rosterd provision --json` over BENCH_RECONCILE_ROWS roster rows
 #            already in sync with the local provider: wall time and peak RSS
 #            of the real binary (/usr/bin/time).
@@ -614,24 +615,31 @@ ensure_gnu_time() {
 }
 
 section_push() {
-    local db_url n=${BENCH_PUSH_ROWS:-100000} timing csv=$WORK/roster.csv
+    local db_url n=${BENCH_PUSH_ROWS:-100000} timing format file
     ensure_gnu_time
     [[ -x /usr/bin/time ]] || { say "no /usr/bin/time: skipping push"; return 0; }
-    run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_push" >/dev/null
-    run_psql "$DATABASE_URL" -c "create database rosterd_bench_push" >/dev/null
-    db_url=${DATABASE_URL%/*}/rosterd_bench_push
-    DATABASE_URL=$db_url "$ROSTERD_BIN" migrate >/dev/null
+    # The same people in both formats, each pushed into an empty database.
     awk -v n="$n" 'BEGIN {
         print "id,email,name,status,groups"
         for (i = 1; i <= n; i++) printf "rec%07d,person%d@bulk.example,Person %d,active,%s\n", i, i, i, (i % 10 ? "staff" : "admins")
-    }' >"$csv"
-    echo
-    echo "== push: rosterd push of a $n-row CSV, all new (worker off) =="
-    timing=$( { DATABASE_URL=$db_url ROLE_MAP=admins=admin /usr/bin/time -f '%e %M' "$ROSTERD_BIN" push "$csv" >"$WORK/push.out"; } 2>&1 | tail -n 1)
-    tail -n 9 "$WORK/push.out"
-    read -r secs kib <<<"$timing"
-    printf 'push %s rows: %.2f s wall, peak RSS %.1f MiB\n' "$n" "$secs" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" |
-        tee -a "$WORK/push.txt"
+    }' >"$WORK/roster.csv"
+    awk -v n="$n" 'BEGIN {
+        for (i = 1; i <= n; i++) printf "- id: rec%07d\n  email: person%d@bulk.example\n  name: Person %d\n  status: active\n  groups: [%s]\n", i, i, i, (i % 10 ? "staff" : "admins")
+    }' >"$WORK/roster.yaml"
+    for format in csv yaml; do
+        file=$WORK/roster.$format
+        run_psql "$DATABASE_URL" -c "drop database if exists rosterd_bench_push" >/dev/null
+        run_psql "$DATABASE_URL" -c "create database rosterd_bench_push" >/dev/null
+        db_url=${DATABASE_URL%/*}/rosterd_bench_push
+        DATABASE_URL=$db_url "$ROSTERD_BIN" migrate >/dev/null
+        echo
+        echo "== push: rosterd push of a $n-person ${format^^} file, all new (worker off) =="
+        timing=$( { DATABASE_URL=$db_url ROLE_MAP=admins=admin /usr/bin/time -f '%e %M' "$ROSTERD_BIN" push "$file" >"$WORK/push.out"; } 2>&1 | tail -n 1)
+        tail -n 9 "$WORK/push.out"
+        read -r secs kib <<<"$timing"
+        printf 'push %s rows (%s): %.2f s wall, peak RSS %.1f MiB\n' "$n" "${format^^}" "$secs" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" |
+            tee -a "$WORK/push.txt"
+    done
     {
         echo "push (target: < 10 s and < 100 MiB for 100,000 new rows)"
         sed 's/^/  /' "$WORK/push.txt"

@@ -319,129 +319,103 @@ async fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Push(cmd) => {
+            use crate::roster::import;
             let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
             let rules = cmd.events.resolve()?;
             let name = cmd.file.display().to_string();
-            let unreadable = |e: std::io::Error| anyhow::anyhow!("cannot read {name}: {e}");
-            let malformed = |e: crate::roster::import::Malformed| {
-                anyhow::anyhow!("{name}: {e}; nothing was changed")
+            // Read twice, a row at a time: first every row is checked, so a
+            // malformed one anywhere changes nothing; then applied.
+            let open = || {
+                let file = std::fs::File::open(&cmd.file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+                import::rows(&name, std::io::BufReader::new(file))
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was changed"))
             };
+            let total = open()?
+                .try_fold(0, |n, row| row.map(|_| n + 1))
+                .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was changed"))?;
             let pool = connect(&db_cfg).await?;
-            let import = |rows, total| {
-                crate::roster::import::import(
-                    &pool,
-                    &roles,
-                    &rules,
-                    rows,
-                    total,
-                    cmd.prune,
-                    cmd.dry_run,
-                )
-            };
-            let report = if name.to_ascii_lowercase().ends_with(".csv") {
-                // Read twice, a row at a time: first every row is checked,
-                // so a malformed one anywhere changes nothing; then applied.
-                let open = || {
-                    let file = std::fs::File::open(&cmd.file).map_err(unreadable)?;
-                    crate::roster::import::CsvRows::new(std::io::BufReader::new(file))
-                        .map_err(malformed)
-                };
-                let total = open()?
-                    .try_fold(0, |n, row| row.map(|_| n + 1))
-                    .map_err(malformed)?;
-                migrate(&pool).await?;
-                let rows: Box<dyn Iterator<Item = crate::roster::import::Row> + Send> =
-                    Box::new(open()?.map_while(Result::ok));
-                let report = import(rows, total).await;
-                if let Ok(r) = &report {
-                    let read = r.created + r.updated + r.unchanged + r.rejected.len() as u64;
-                    if read < total as u64 {
-                        return Err(Failure::Runtime(anyhow::anyhow!(
-                            "{name} changed while it was read: {read} of {total} rows were applied"
-                        )));
-                    }
-                }
-                report
-            } else {
-                let text = std::fs::read_to_string(&cmd.file).map_err(unreadable)?;
-                let rows = crate::roster::import::parse_file(&name, &text).map_err(malformed)?;
-                migrate(&pool).await?;
-                let total = rows.len();
-                let rows: Box<dyn Iterator<Item = crate::roster::import::Row> + Send> =
-                    Box::new(rows.into_iter());
-                import(rows, total).await
-            }
-            .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
-            if !cmd.dry_run {
-                // Wake the workers of running services; they poll anyway.
-                let _ = crate::provision::jobs::notify(&pool).await;
-            }
-            print!(
-                "{}",
-                report.render(&format!("Pushing roster from {name}"), cmd.dry_run)
-            );
-            if !report.rejected.is_empty() {
-                return Err(Failure::Runtime(anyhow::anyhow!(
-                    "{} rows were rejected",
-                    report.rejected.len()
-                )));
-            }
-            Ok(())
+            migrate(&pool).await?;
+            let rows = open()?.map_while(Result::ok);
+            let report = import::import(&pool, &roles, &rules, rows, total, cmd.prune, cmd.dry_run)
+                .await
+                .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+            finish(
+                &pool,
+                &report,
+                &format!("Pushing roster from {name}"),
+                cmd.dry_run,
+                "rows",
+            )
+            .await
         }
         Command::Sync(cmd) => {
+            use crate::roster::import;
             let (db_cfg, roles) = (cmd.db.resolve()?, cmd.roles.resolve()?);
             let rules = cmd.events.resolve()?;
             let dir = cmd
                 .directory
                 .resolve()?
                 .ok_or_else(|| Failure::Config("AIRTABLE_BASE_ID: is required for sync".into()))?;
-            let records = ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout)
-                .all_records()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("reading the Airtable table: {e}; nothing was changed")
-                })?;
-            let rows: Vec<_> = records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| crate::roster::import::Row {
-                    line: i + 1,
-                    fields: crate::directory::readthrough::to_fields(r),
-                })
-                .collect();
+            let directory = ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout);
+            // The whole table is read before anything is applied, so that a
+            // page that fails changes nothing; it waits on disk, not in memory.
+            let spooling = |e: std::io::Error| {
+                anyhow::anyhow!("keeping the table in a temporary file: {e}; nothing was changed")
+            };
+            let mut spool = import::Spool::new().map_err(spooling)?;
+            let mut pages = directory.pages();
+            while let Some(page) = pages.next_page().await.map_err(|e| {
+                anyhow::anyhow!("reading the Airtable table: {e}; nothing was changed")
+            })? {
+                for record in &page {
+                    spool
+                        .push(&crate::directory::readthrough::to_fields(record))
+                        .map_err(spooling)?;
+                }
+            }
+            let (total, rows) = spool.into_rows().map_err(spooling)?;
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
-            let total = rows.len();
-            let report = crate::roster::import::import(
+            let report = import::import(&pool, &roles, &rules, rows, total, cmd.prune, cmd.dry_run)
+                .await
+                .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
+            finish(
                 &pool,
-                &roles,
-                &rules,
-                rows,
-                total,
-                cmd.prune,
+                &report,
+                "Syncing roster from Airtable",
                 cmd.dry_run,
+                "records",
             )
             .await
-            .map_err(|e| anyhow::anyhow!("sync failed: {e}"))?;
-            if !cmd.dry_run {
-                let _ = crate::provision::jobs::notify(&pool).await;
-            }
-            print!(
-                "{}",
-                report.render("Syncing roster from Airtable", cmd.dry_run)
-            );
-            if !report.rejected.is_empty() {
-                return Err(Failure::Runtime(anyhow::anyhow!(
-                    "{} records were rejected",
-                    report.rejected.len()
-                )));
-            }
-            Ok(())
         }
         Command::Replay(cmd) => replay(cmd).await,
         Command::Prune(cmd) => prune(cmd).await,
         Command::Sign(args) => sign(args).map_err(Failure::from),
     }
+}
+
+/// After `push` or `sync`: wakes the workers, prints the report, and fails
+/// when any of the `what` (rows, records) was rejected.
+async fn finish(
+    pool: &sqlx::PgPool,
+    report: &crate::roster::import::Report,
+    title: &str,
+    dry_run: bool,
+    what: &str,
+) -> Result<(), Failure> {
+    if !dry_run {
+        // Wake the workers of running services; they poll anyway.
+        let _ = crate::provision::jobs::notify(pool).await;
+    }
+    print!("{}", report.render(title, dry_run));
+    if !report.rejected.is_empty() {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{} {what} were rejected",
+            report.rejected.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The actor the audit log records for a CLI verb.

@@ -147,22 +147,40 @@ impl ReadThrough {
         }
     }
 
-    /// Every record, page by page (for `rosterd sync`).
-    pub async fn all_records(&self) -> Result<Vec<DirectoryRecord>, DirectoryError> {
-        let mut records = Vec::new();
-        let mut offset: Option<String> = None;
-        loop {
-            let deadline = Instant::now() + self.timeout;
-            let (page, next) = self
-                .directory
-                .list_page(offset.as_deref(), deadline)
-                .await?;
-            records.extend(page);
-            match next {
-                Some(n) => offset = Some(n),
-                None => return Ok(records),
-            }
+    /// Every record, a page at a time (for `rosterd sync`).
+    pub fn pages(&self) -> Pages<'_> {
+        Pages {
+            directory: &self.directory,
+            timeout: self.timeout,
+            offset: None,
+            done: false,
         }
+    }
+}
+
+/// A listing of the whole table; each page is asked for only when the one
+/// before has been taken.
+pub struct Pages<'a> {
+    directory: &'a AirtableDirectory,
+    timeout: Duration,
+    offset: Option<String>,
+    done: bool,
+}
+
+impl Pages<'_> {
+    /// The next page, or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<DirectoryRecord>>, DirectoryError> {
+        if self.done {
+            return Ok(None);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let (page, next) = self
+            .directory
+            .list_page(self.offset.as_deref(), deadline)
+            .await?;
+        self.done = next.is_none();
+        self.offset = next;
+        Ok(Some(page))
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::io::{BufRead, Seek, Write};
 
 /// One row of a roster file, with the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,14 +66,18 @@ impl Report {
     }
 }
 
-/// Parses a roster file by its extension: `.yaml`/`.yml` (a list of
-/// mappings) or `.csv` (a header row; groups separated by `;` or `|`).
-pub fn parse_file(name: &str, text: &str) -> Result<Vec<Row>, Malformed> {
+/// The rows of a roster file, read as they are taken: `.csv` (a header
+/// row; groups separated by `;` or `|`) or `.yaml`/`.yml` (a block list of
+/// mappings). `name` picks the format by its extension.
+pub fn rows<'a>(
+    name: &str,
+    input: impl BufRead + Send + 'a,
+) -> Result<Box<dyn Iterator<Item = Result<Row, Malformed>> + Send + 'a>, Malformed> {
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".csv") {
-        parse_csv(text)
+        Ok(Box::new(CsvRows::new(input)?))
     } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
-        parse_yaml(text)
+        Ok(Box::new(YamlRows::new(input)))
     } else {
         Err(Malformed(format!(
             "{name}: expected a .yaml, .yml or .csv file"
@@ -80,38 +85,202 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<Row>, Malformed> {
     }
 }
 
-fn parse_yaml(text: &str) -> Result<Vec<Row>, Malformed> {
-    let value: Value =
-        serde_norway::from_str(text).map_err(|e| Malformed(format!("not valid YAML: {e}")))?;
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Null => Vec::new(),
-        _ => return Err(Malformed("the YAML must be a list of people".into())),
-    };
-    // serde gives no positions for list items; block lists start each item
-    // with `- ` in column 0, which is where operators look.
-    let mut starts = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.starts_with("- ") || *l == "-")
-        .map(|(i, _)| i + 1);
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let line = starts.next().unwrap_or(i + 1);
-            match item {
-                Value::Object(fields) => Ok(Row { line, fields }),
-                _ => Err(Malformed(format!(
-                    "line {line}: each person must be a mapping"
-                ))),
-            }
-        })
-        .collect()
+/// A YAML roster read a person at a time, so a file of any length takes
+/// the memory of one batch. The file must be one block list with each
+/// item's `- ` in column 0: that lets lines alone say where an item ends,
+/// and each item is parsed on its own (so an alias cannot name an anchor
+/// in another item).
+pub struct YamlRows<R: BufRead> {
+    lines: std::io::Lines<R>,
+    /// The number of the last line read.
+    read: usize,
+    /// The first line of the next item, met while reading the one before.
+    ahead: Option<(usize, String)>,
+    /// Past the optional `---`: another one would be a second document.
+    begun: bool,
+    done: bool,
 }
 
-fn parse_csv(text: &str) -> Result<Vec<Row>, Malformed> {
-    CsvRows::new(text.as_bytes())?.collect()
+/// What a line of a block list is, by its first characters.
+#[derive(Debug, PartialEq)]
+enum YamlLine {
+    /// `- …` or `-` in column 0.
+    Item,
+    /// Blank, or only a comment.
+    Blank,
+    /// Part of the current item.
+    Indented,
+    DocumentStart,
+    DocumentEnd,
+    /// Anything else in column 0: not a block list.
+    Other,
+}
+
+impl YamlLine {
+    fn of(line: &str) -> Self {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            Self::Blank
+        } else if trimmed.len() < line.len() {
+            Self::Indented
+        } else if line
+            .strip_prefix('-')
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        {
+            Self::Item
+        } else if Self::is_marker(line, "---") {
+            Self::DocumentStart
+        } else if Self::is_marker(line, "...") {
+            Self::DocumentEnd
+        } else {
+            Self::Other
+        }
+    }
+
+    /// `---` or `...` alone, or followed by a comment.
+    fn is_marker(line: &str, marker: &str) -> bool {
+        line.strip_prefix(marker)
+            .is_some_and(|rest| rest.trim_start().is_empty() || rest.trim_start().starts_with('#'))
+    }
+}
+
+impl<R: BufRead> YamlRows<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            lines: input.lines(),
+            read: 0,
+            ahead: None,
+            begun: false,
+            done: false,
+        }
+    }
+
+    fn read_line(&mut self) -> Result<Option<String>, Malformed> {
+        let Some(line) = self.lines.next() else {
+            return Ok(None);
+        };
+        self.read += 1;
+        let line = line.map_err(|e| Malformed(format!("line {}: {e}", self.read)))?;
+        // A byte order mark is not part of the first line's text.
+        Ok(Some(match line.strip_prefix('\u{feff}') {
+            Some(rest) if self.read == 1 => rest.to_owned(),
+            _ => line,
+        }))
+    }
+
+    /// The next item's first line and text, up to the line before the
+    /// next item (or the end of the document).
+    fn next_item(&mut self) -> Result<Option<(usize, String)>, Malformed> {
+        let mut item = self.ahead.take();
+        while !self.done {
+            let Some(mut line) = self.read_line()? else {
+                self.done = true;
+                break;
+            };
+            let kind = YamlLine::of(&line);
+            line.push('\n');
+            match (&kind, &mut item) {
+                (YamlLine::Item, Some(_)) => {
+                    self.ahead = Some((self.read, line));
+                    break;
+                }
+                (YamlLine::Item, None) => item = Some((self.read, line)),
+                (YamlLine::Blank, None) => {}
+                (YamlLine::Blank | YamlLine::Indented, Some((_, text))) => text.push_str(&line),
+                (YamlLine::DocumentStart, _) if !self.begun => {}
+                (YamlLine::DocumentEnd, _) => self.expect_no_more()?,
+                _ => return Err(not_a_list(self.read, &line)),
+            }
+            self.begun |= kind != YamlLine::Blank;
+        }
+        Ok(item)
+    }
+
+    /// After `...`: comments and blank lines only, since a second
+    /// document would be silently left out.
+    fn expect_no_more(&mut self) -> Result<(), Malformed> {
+        while let Some(line) = self.read_line()? {
+            if YamlLine::of(&line) != YamlLine::Blank {
+                return Err(Malformed(format!(
+                    "line {}: only one YAML document is read, and it ended with `...`",
+                    self.read
+                )));
+            }
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+fn not_a_list(line: usize, text: &str) -> Malformed {
+    let hint = match YamlLine::of(text) {
+        YamlLine::Indented => " (items are not indented)",
+        YamlLine::DocumentStart => " (only one YAML document is read)",
+        _ if text.starts_with('[') => " (not a flow list `[...]`)",
+        _ => "",
+    };
+    Malformed(format!(
+        "line {line}: the YAML must be a list of people, one `- ` item per person at the start of a line{hint}"
+    ))
+}
+
+/// One item's text (a one-item list), starting on line `start` of the file.
+fn parse_yaml_item(start: usize, text: &str) -> Result<Row, Malformed> {
+    let mut items: Vec<Value> = serde_norway::from_str(text).map_err(|e| {
+        Malformed(format!(
+            "not valid YAML in the person on line {start}: {}",
+            shift_lines(&e.to_string(), start - 1)
+        ))
+    })?;
+    match (items.pop(), items.is_empty()) {
+        (Some(Value::Object(fields)), true) => Ok(Row {
+            line: start,
+            fields,
+        }),
+        _ => Err(Malformed(format!(
+            "line {start}: each person must be a mapping"
+        ))),
+    }
+}
+
+/// The parser numbers lines from the item's start; `line N column`
+/// becomes the file's line.
+fn shift_lines(message: &str, by: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        let (head, tail) = rest.split_at(at + "line ".len());
+        out.push_str(head);
+        let digits = tail
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        rest = match tail[..digits].parse::<usize>() {
+            Ok(n) if tail[digits..].starts_with(" column") => {
+                out.push_str(&(n + by).to_string());
+                &tail[digits..]
+            }
+            _ => tail,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+impl<R: BufRead> Iterator for YamlRows<R> {
+    type Item = Result<Row, Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let row = match self.next_item() {
+            Ok(item) => item.map(|(start, text)| parse_yaml_item(start, &text)),
+            Err(e) => Some(Err(e)),
+        };
+        // Nothing after a malformed item is read: the file is refused.
+        if matches!(row, Some(Err(_))) {
+            self.done = true;
+            self.ahead = None;
+        }
+        row
+    }
 }
 
 /// A CSV roster read row by row, so a file of any length takes the memory
@@ -174,6 +343,50 @@ impl<R: std::io::Read> Iterator for CsvRows<R> {
             fields.insert(h.clone(), value);
         }
         Some(Ok(Row { line, fields }))
+    }
+}
+
+/// Rows kept in an anonymous temporary file, one JSON object a line, so
+/// that a source read in pages (`rosterd sync`) takes the memory of one
+/// page and is applied only once all of it has been read. The operating
+/// system removes the file when it is dropped, however the run ends.
+pub struct Spool {
+    file: std::io::BufWriter<std::fs::File>,
+    rows: usize,
+}
+
+impl Spool {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            file: std::io::BufWriter::new(tempfile::tempfile()?),
+            rows: 0,
+        })
+    }
+
+    pub fn push(&mut self, fields: &Map<String, Value>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.file, fields)?;
+        self.file.write_all(b"\n")?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// How many rows were pushed, and the rows from the start, numbered
+    /// from 1. A row that cannot be read back ends them early, which
+    /// [`import`] refuses before it prunes anything.
+    pub fn into_rows(self) -> std::io::Result<(usize, impl Iterator<Item = Row> + Send)> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let rows = std::io::BufReader::new(file)
+            .lines()
+            .enumerate()
+            .map_while(|(i, line)| {
+                let fields = serde_json::from_str(&line.ok()?).ok()?;
+                Some(Row {
+                    line: i + 1,
+                    fields,
+                })
+            });
+        Ok((self.rows, rows))
     }
 }
 
@@ -276,6 +489,13 @@ pub async fn import(
         }
         progress.report(done);
     }
+    if done != total {
+        // The input changed between counting and applying: pruning by a
+        // shorter list would delete people who are still there.
+        return Err(sqlx::Error::Protocol(format!(
+            "the input changed while it was read ({done} rows, not {total}); nothing was pruned"
+        )));
+    }
     if prune {
         let live = store::live_ids(&mut *db.acquire().await?).await?;
         let mut deletes = Vec::new();
@@ -351,5 +571,164 @@ impl Progress {
             "  {done}/{} rows, {rate:.0} rows/s, about {left:.0} s left",
             self.total
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Result<Vec<(usize, Value)>, String> {
+        YamlRows::new(text.as_bytes())
+            .map(|r| r.map(|row| (row.line, Value::Object(row.fields))))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn items_start_at_dashes_in_column_0_and_keep_their_lines() {
+        let text = "\
+# the roster
+---
+
+- id: recA
+  email: a@x.io
+  # groups follow
+  groups:
+    - eng
+
+    - admins
+-   id: recB
+    email: b@x.io
+    note: |
+      two lines
+      - not an item
+# between items
+- {id: recC, email: c@x.io}
+-
+  id: recD
+...
+# done
+";
+        let rows = yaml(text).unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    4,
+                    serde_json::json!({"id": "recA", "email": "a@x.io", "groups": ["eng", "admins"]})
+                ),
+                (
+                    11,
+                    serde_json::json!({"id": "recB", "email": "b@x.io", "note": "two lines\n- not an item\n"})
+                ),
+                (17, serde_json::json!({"id": "recC", "email": "c@x.io"})),
+                (18, serde_json::json!({"id": "recD"})),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_but_comments_and_markers_is_no_rows() {
+        for text in [
+            "",
+            "\n\n",
+            "# nobody yet\n",
+            "---\n",
+            "--- # empty\n...\n",
+            "\u{feff}# bom\n",
+        ] {
+            assert_eq!(yaml(text), Ok(vec![]), "{text:?}");
+        }
+        assert_eq!(yaml("\u{feff}- id: recA\n").unwrap()[0].0, 1);
+    }
+
+    #[test]
+    fn anything_but_a_block_list_names_its_line() {
+        for (text, needle) in [
+            (
+                "[{id: recA}]\n",
+                "line 1: the YAML must be a list of people",
+            ),
+            (
+                "# c\n[{id: recA}]\n",
+                "line 2: the YAML must be a list of people",
+            ),
+            (
+                "id: recA\nemail: a@x.io\n",
+                "line 1: the YAML must be a list of people",
+            ),
+            ("  - id: recA\n", "(items are not indented)"),
+            ("- id: recA\nid: recB\n", "line 2: the YAML must be a list"),
+            (
+                "- id: recA\n---\n- id: recB\n",
+                "(only one YAML document is read)",
+            ),
+            (
+                "- id: recA\n...\n- id: recB\n",
+                "line 3: only one YAML document is read",
+            ),
+            (
+                "- id: recA\n- recB\n",
+                "line 2: each person must be a mapping",
+            ),
+            ("- id: recA\n-\n", "line 2: each person must be a mapping"),
+        ] {
+            let err = yaml(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_in_the_file() {
+        let text = "- id: recA\n- id: recB\n  email: [unclosed\n  name: B\n";
+        let err = yaml(text).unwrap_err();
+        assert!(
+            err.starts_with("not valid YAML in the person on line 2: "),
+            "{err}"
+        );
+        assert!(err.contains("at line 4 column"), "{err}");
+        assert!(!err.contains("at line 2 column"), "{err}");
+    }
+
+    #[test]
+    fn an_alias_cannot_reach_into_another_item() {
+        let err = yaml("- &a {id: recA}\n- *a\n").unwrap_err();
+        assert!(err.contains("unknown anchor at line 2"), "{err}");
+    }
+
+    #[test]
+    fn rows_stop_at_the_first_malformed_item() {
+        let mut rows = YamlRows::new("- id: recA\n- [x]\n- id: recC\n".as_bytes());
+        assert!(rows.next().unwrap().is_ok());
+        assert!(rows.next().unwrap().is_err());
+        assert!(rows.next().is_none());
+    }
+
+    #[test]
+    fn shift_lines_moves_only_positions() {
+        assert_eq!(
+            shift_lines(
+                "x at line 2 column 3, while y at line 1 column 1 (line 7)",
+                10
+            ),
+            "x at line 12 column 3, while y at line 11 column 1 (line 7)"
+        );
+    }
+
+    #[test]
+    fn a_spool_gives_back_what_it_was_given() {
+        let mut spool = Spool::new().unwrap();
+        let people = [
+            serde_json::json!({"id": "recA", "groups": ["a\nb"]}),
+            serde_json::json!({"id": "recB", "name": "B \u{2028}"}),
+        ];
+        for p in &people {
+            spool.push(p.as_object().unwrap()).unwrap();
+        }
+        let (n, rows) = spool.into_rows().unwrap();
+        let rows: Vec<(usize, Value)> = rows.map(|r| (r.line, Value::Object(r.fields))).collect();
+        assert_eq!(n, 2);
+        assert_eq!(rows, [(1, people[0].clone()), (2, people[1].clone())]);
     }
 }

@@ -119,7 +119,8 @@ struct Inner {
     invalid_formulas: Vec<String>,
     /// How many records each formula matched (up to `maxRecords`).
     filter_matches: Vec<usize>,
-    failures: VecDeque<Failure>,
+    /// Canned answers for the next requests in turn; `None` lets one through.
+    failures: VecDeque<Option<Failure>>,
     latency: Duration,
 }
 
@@ -235,7 +236,15 @@ impl Airtable {
     /// The next `n` requests get `failure` instead of reaching the API.
     pub fn fail_next(&self, n: usize, failure: Failure) {
         let mut inner = self.lock();
-        inner.failures.extend(std::iter::repeat_n(failure, n));
+        inner.failures.extend(std::iter::repeat_n(Some(failure), n));
+    }
+
+    /// The next `ok` requests reach the API; the one after gets `failure`
+    /// (a listing that breaks on a later page).
+    pub fn fail_after(&self, ok: usize, failure: Failure) {
+        let mut inner = self.lock();
+        inner.failures.extend(std::iter::repeat_n(None, ok));
+        inner.failures.push_back(Some(failure));
     }
 
     /// How long every request takes before it is answered.
@@ -260,7 +269,7 @@ async fn gate(State(at): State<Airtable>, req: Request, next: Next) -> Response 
         let mut inner = at.lock();
         *inner.requests.entry(kind).or_default() += 1;
         inner.arrivals.push(now);
-        (inner.latency, inner.failures.pop_front())
+        (inner.latency, inner.failures.pop_front().flatten())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

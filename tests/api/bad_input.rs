@@ -163,7 +163,7 @@ async fn nul_in_admin_bodies_params_and_paths_is_4xx_and_writes_nothing(db: PgPo
 
 #[sqlx::test]
 async fn nul_in_a_pushed_file_rejects_that_row_only(db: PgPool) {
-    use rosterd::roster::import::{import, parse_file};
+    use rosterd::roster::import::{import, rows, Row};
     let roles = config().roles;
     let csv = "id,email,name,groups,note\nrecA,ada@x.io,Ada,admins,\nrecB,bob@x.io,B\u{0}b,admins,\nrecC,cleo@x.io,Cleo,ad\u{0}mins,\nrecD,dan@x.io,Dan,,x\u{0}\n";
     let yaml = "- {id: recE, email: eve@x.io, note: \"\\0\"}\n- {id: recF, email: fay@x.io, \"k\\0\": 1}\n- {id: recG, email: gus@x.io}\n";
@@ -171,13 +171,16 @@ async fn nul_in_a_pushed_file_rejects_that_row_only(db: PgPool) {
         ("roster.csv", csv, vec![3, 4, 5], vec!["recA"]),
         ("roster.yaml", yaml, vec![1, 2], vec!["recA", "recG"]),
     ] {
-        let rows = parse_file(name, text).unwrap();
-        let total = rows.len();
+        let read: Vec<Row> = rows(name, text.as_bytes())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let total = read.len();
         let report = import(
             &db,
             &roles,
             &EventRules::default(),
-            rows,
+            read,
             total,
             false,
             false,

@@ -223,6 +223,16 @@ async fn malformed_files_change_nothing(_p: PgPoolOptions, opts: PgConnectOption
         ),
         ("scalars.yaml", "- recX\n- recY\n", "mapping"),
         (
+            "flow.yaml",
+            "[{id: recX, email: x@example.com}]\n",
+            "not a flow list",
+        ),
+        (
+            "late.yaml",
+            "- id: recX\n  email: x@example.com\nid: recY\n",
+            "line 3: the YAML must be a list of people",
+        ),
+        (
             "noid.csv",
             "email,name\nx@example.com,X\n",
             "no `id` column",
@@ -245,9 +255,49 @@ async fn malformed_files_change_nothing(_p: PgPoolOptions, opts: PgConnectOption
     assert!(missing.err.contains("cannot read"));
 }
 
-/// A big CSV is applied in batches, a row at a time from the file, with
-/// progress on stderr; a malformed row at its very end changes nothing,
-/// because every row is checked before the first batch is applied.
+/// A big roster: the `bad` file (a malformed row near its end) changes
+/// nothing, because every row is checked before the first batch is
+/// applied, and its error contains `needle`; the `good` one of `n` rows is
+/// applied in batches with progress on stderr, and pushing it again
+/// changes nothing.
+async fn push_big(
+    db: &PgPool,
+    url: &str,
+    name: &str,
+    (good, bad): (&str, &str),
+    n: i64,
+    needle: &str,
+) {
+    let before = db_state(db).await;
+    let r = push(url, &fixture(name, bad), &[]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains(needle), "{}", r.err);
+    assert!(r.err.contains("nothing was changed"), "{}", r.err);
+    assert_eq!(db_state(db).await, before);
+
+    let file = fixture(name, good);
+    let r = push(url, &file, &[]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(counts(&r.out), expect([n as u64, 0, 0, 0, 0]));
+    assert!(
+        r.err.contains(&format!("{n}/{n} rows")),
+        "progress on stderr: {}",
+        r.err
+    );
+    let (rows, jobs, events): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from roster), (select count(*) from provisioning_jobs),
+                (select count(*) from inbound_events where source = 'import')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!((rows, jobs, events), (n, n, n));
+    let again = push(url, &file, &[]);
+    assert_eq!(again.code, 0, "{}", again.err);
+    assert_eq!(counts(&again.out), expect([0, 0, 0, n as u64, 0]));
+}
+
+/// A big CSV, its malformed row at the very end.
 #[sqlx::test]
 async fn a_big_csv_streams_and_a_late_malformed_row_changes_nothing(
     _p: PgPoolOptions,
@@ -259,37 +309,125 @@ async fn a_big_csv_streams_and_a_late_malformed_row_changes_nothing(
     for i in 0..n {
         csv.push_str(&format!("rec{i:06},p{i}@bulk.example,Person {i},staff\n"));
     }
-    let before = db_state(&db).await;
-    let bad = push(
-        &url,
-        &fixture(
-            "big.csv",
-            &format!("{csv}recBad,bad@bulk.example,Bad,staff,extra\n"),
-        ),
-        &[],
-    );
-    assert_eq!(bad.code, 1, "{}", bad.err);
-    assert!(bad.err.contains("not valid CSV"), "{}", bad.err);
-    assert!(bad.err.contains("nothing was changed"), "{}", bad.err);
-    assert_eq!(db_state(&db).await, before);
+    let bad = format!("{csv}recBad,bad@bulk.example,Bad,staff,extra\n");
+    push_big(&db, &url, "big.csv", (&csv, &bad), n, "not valid CSV").await;
+}
 
-    let good = push(&url, &fixture("big.csv", &csv), &[]);
-    assert_eq!(good.code, 0, "{}", good.err);
-    assert_eq!(counts(&good.out), expect([n as u64, 0, 0, 0, 0]));
-    assert!(
-        good.err.contains(&format!("{n}/{n} rows")),
-        "progress on stderr: {}",
-        good.err
+#[sqlx::test]
+async fn yaml_push_reads_markers_comments_and_nested_lists(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (db, url) = setup(opts).await;
+    let yaml = "\
+# exported from HR
+---
+- id: recA
+  email: ada@example.com
+  # the analytical engine team
+  groups:
+    - engineering
+
+    - admins
+  name: >-
+    Ada
+    Lovelace
+
+# former staff
+- id: recB
+  email: grace@example.com
+  status: disabled
+- {id: recC, email: linus@example.com, groups: [ops]}
+...
+";
+    let r = push(&url, &fixture("roster.yml", yaml), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert_eq!(counts(&r.out), expect([3, 0, 0, 0, 0]));
+    let rows: Vec<(String, Option<String>, String, Vec<String>)> =
+        sqlx::query_as("select id, name, status, groups from roster order by id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        rows,
+        [
+            (
+                "recA".into(),
+                Some("Ada Lovelace".into()),
+                "active".into(),
+                groups(&["engineering", "admins"])
+            ),
+            ("recB".into(), None, "disabled".into(), groups(&[])),
+            ("recC".into(), None, "active".into(), groups(&["ops"])),
+        ]
     );
-    let (rows, jobs, events): (i64, i64, i64) = sqlx::query_as(
-        "select (select count(*) from roster), (select count(*) from provisioning_jobs),
-                (select count(*) from inbound_events where source = 'import')",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert_eq!((rows, jobs, events), (n, n, n));
-    // Pushing it again changes nothing: every row is unchanged.
-    let again = push(&url, &fixture("big.csv", &csv), &[]);
-    assert_eq!(counts(&again.out), expect([0, 0, 0, n as u64, 0]));
+}
+
+/// A YAML file streams like a CSV, a person at a time.
+#[sqlx::test]
+async fn a_big_yaml_streams_and_a_late_malformed_item_changes_nothing(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (db, url) = setup(opts).await;
+    let n = 12_345;
+    let person = |i: i64| {
+        format!("- id: rec{i:06}\n  email: p{i}@bulk.example\n  name: Person {i}\n  groups:\n    - staff\n")
+    };
+    let header = "---\n# bulk\n";
+    // Two people before the end; each takes 5 lines after the header's 2.
+    let bad_at = n - 2;
+    let bad_line = 2 + 5 * bad_at + 1;
+    let mut good = String::from(header);
+    let mut bad = String::from(header);
+    for i in 0..n {
+        if i == bad_at {
+            bad.push_str("- id: recBad\n  email: [unclosed\n");
+        }
+        good.push_str(&person(i));
+        bad.push_str(&person(i));
+    }
+    let needle = format!("not valid YAML in the person on line {bad_line}: ");
+    push_big(&db, &url, "big.yaml", (&good, &bad), n, &needle).await;
+    let last: (Vec<String>, String) =
+        sqlx::query_as("select groups, name from roster where id = 'rec012344'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        last,
+        (vec!["staff".to_string()], "Person 12344".to_string())
+    );
+}
+
+/// Rows that end short of the count taken of them (the file changed
+/// between its two reads) prune nothing: the missing people are not gone.
+#[sqlx::test]
+async fn rows_short_of_their_count_prune_nothing(db: PgPool) {
+    use rosterd::roster::import::{import, Row};
+    let roles = config().roles;
+    let rules = rosterd::event::EventRules::default();
+    let row = |line, id: &str| Row {
+        line,
+        fields: serde_json::json!({"id": id, "email": format!("{id}@example.com")})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let both = vec![row(1, "recA"), row(2, "recB")];
+    let report = import(&db, &roles, &rules, both, 2, true, false)
+        .await
+        .unwrap();
+    assert_eq!(report.created, 2);
+    let before = db_state(&db).await;
+
+    let err = import(&db, &roles, &rules, vec![row(1, "recA")], 2, true, false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("changed while it was read"),
+        "{err}"
+    );
+    assert_eq!(db_state(&db).await, before, "recB is still there");
 }

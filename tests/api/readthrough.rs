@@ -219,34 +219,43 @@ async fn emails_built_to_break_the_formula_match_nobody_else(db: PgPool) {
     assert_eq!(rows, 0);
 }
 
-#[sqlx::test]
-async fn sync_reads_every_page(_p: PgPoolOptions, opts: PgConnectOptions) {
+/// `rosterd sync` against the stand-in, off the test's runtime (which
+/// serves the stand-in).
+async fn sync(db_url: &str, at: &Airtable, flags: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"));
+    command
+        .arg("sync")
+        .args(flags)
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .env("AIRTABLE_API_URL", at.url())
+        .env("AIRTABLE_BASE_ID", airtable::BASE)
+        .env("AIRTABLE_TABLE", airtable::TABLE)
+        .env("AIRTABLE_API_KEY", airtable::KEY)
+        .env("ROLE_MAP", "admins=admin");
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn migrated(opts: &PgConnectOptions) -> PgPool {
     let db = PgPoolOptions::new()
         .connect_with(opts.clone())
         .await
         .unwrap();
     rosterd::db::MIGRATOR.run(&db).await.unwrap();
+    db
+}
+
+#[sqlx::test]
+async fn sync_reads_every_page(_p: PgPoolOptions, opts: PgConnectOptions) {
+    let db = migrated(&opts).await;
     let at = Airtable::start().await;
     for i in 0..350 {
         at.insert(json!({"Email": format!("p{i}@x.io"), "Name": format!("P {i}"), "Groups": "admins, ops"}));
     }
     at.insert(json!({"Email": "broken"}));
-    let (db_url, api_url) = (url_of(&opts), at.url().to_string());
-    let run = move |flags: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
-            .arg("sync")
-            .args(flags)
-            .env_clear()
-            .env("DATABASE_URL", &db_url)
-            .env("AIRTABLE_API_URL", &api_url)
-            .env("AIRTABLE_BASE_ID", airtable::BASE)
-            .env("AIRTABLE_TABLE", airtable::TABLE)
-            .env("AIRTABLE_API_KEY", airtable::KEY)
-            .env("ROLE_MAP", "admins=admin")
-            .output()
-            .unwrap()
-    };
-    let first = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    let first = sync(&url_of(&opts), &at, &[]).await;
     let out = String::from_utf8_lossy(&first.stdout).to_string();
     assert_eq!(first.status.code(), Some(1), "one rejected record: {out}");
     assert!(out.starts_with("  Syncing roster from Airtable\n"), "{out}");
@@ -262,4 +271,34 @@ async fn sync_reads_every_page(_p: PgPoolOptions, opts: PgConnectOptions) {
             .await
             .unwrap();
     assert_eq!((n, admins), (350, 350));
+}
+
+/// The table is read to its end before anything is applied: a page that
+/// fails after others were read changes nothing, and prunes nothing.
+#[sqlx::test]
+async fn a_sync_whose_later_page_fails_changes_nothing(_p: PgPoolOptions, opts: PgConnectOptions) {
+    let db = migrated(&opts).await;
+    // Someone the table does not hold: a prune would delete them.
+    let mut h = Harness::local(db.clone());
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    h.drain().await;
+    let before = db_state(&db).await;
+    let at = Airtable::start().await;
+    for i in 0..250 {
+        at.insert_person(&format!("p{i}@x.io"), &format!("P {i}"));
+    }
+    at.fail_after(2, Failure::ServerError);
+    // One run only: the stand-in counts requests per second across
+    // processes, and each process paces only its own.
+    let failed = sync(&url_of(&opts), &at, &["--prune"]).await;
+    let err = String::from_utf8_lossy(&failed.stderr).to_string();
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains("reading the Airtable table"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        at.requests(Kind::List),
+        3,
+        "two pages read, the third failed"
+    );
+    assert_eq!(db_state(&db).await, before);
 }
