@@ -69,6 +69,76 @@ async fn seed(db: &PgPool, n: i64) {
     .unwrap();
 }
 
+/// Where the machine's CPU goes during a drain: this process (the worker
+/// and the GoTrue stand-in) and everything else (PostgreSQL, mostly), read
+/// from /proc. At C=32 the machine is saturated, so this, not the stand-in's
+/// latency, bounds the rate.
+struct CpuMark {
+    at: Instant,
+    machine: f64,
+    this: f64,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        let ticks = 100.0; // USER_HZ on Linux
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let machine = stat
+            .lines()
+            .next()
+            .map(|l| {
+                let f: Vec<f64> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                // user, nice, system, irq, softirq, steal
+                [0, 1, 2, 5, 6, 7]
+                    .iter()
+                    .filter_map(|&i| f.get(i))
+                    .sum::<f64>()
+                    / ticks
+            })
+            .unwrap_or(0.0);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let this = own
+            .rsplit_once(") ")
+            .map(|(_, rest)| {
+                let f: Vec<f64> = rest
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                // utime, stime (fields 14 and 15; 12 and 13 after the name)
+                (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks
+            })
+            .unwrap_or(0.0);
+        Self {
+            at: Instant::now(),
+            machine,
+            this,
+        }
+    }
+
+    /// "machine N% of M00%: this process N% (ms per job), rest N% (ms per job)".
+    fn report(&self, jobs: usize) -> String {
+        let end = Self::now();
+        let wall = end.at.duration_since(self.at).as_secs_f64();
+        let machine = end.machine - self.machine;
+        let this = end.this - self.this;
+        let rest = (machine - this).max(0.0);
+        let per_job = |cpu: f64| cpu * 1000.0 / jobs.max(1) as f64;
+        format!(
+            "cpu: machine {:.0}% of {}00%; worker and stand-in {:.0}% ({:.2} ms/job); PostgreSQL and the rest {:.0}% ({:.2} ms/job)",
+            100.0 * machine / wall,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            100.0 * this / wall,
+            per_job(this),
+            100.0 * rest / wall,
+            per_job(rest)
+        )
+    }
+}
+
 fn levels(name: &str, default: &str) -> Vec<usize> {
     arg(name, default)
         .split(',')
@@ -145,7 +215,9 @@ fn main() {
             let g = gotrue::GoTrue::start().await;
             g.set_latency(latency);
             let started = Instant::now();
+            let cpu = CpuMark::now();
             let report = worker(&db, stand_in_provider(&g), c).drain().await.unwrap();
+            let cpu = cpu.report(report.done);
             let secs = started.elapsed().as_secs_f64();
             let rate = report.done as f64 / secs;
             let ideal = c as f64 / latency.as_secs_f64();
@@ -159,6 +231,7 @@ fn main() {
                 report.dead,
                 calls as f64 / n as f64
             );
+            println!("       {cpu}");
             db.close().await;
         }
         println!("queue length: the first {measure} jobs with N people queued");

@@ -16,7 +16,8 @@
 #            grow with its length.
 #   push     `rosterd push` of BENCH_PUSH_ROWS people (default 100,000) as a
 #            CSV, then as YAML, every row new, each into an empty database:
-#            wall time and peak RSS.
+#            wall time and peak RSS.  After the CSV, `rosterd worker --once`
+#            (local provider, C=8) provisions everyone the push queued.
 #   reconcile  `rosterd provision --json` over BENCH_RECONCILE_ROWS roster rows
 #            already in sync with the local provider: wall time and peak RSS
 #            of the real binary (/usr/bin/time).
@@ -481,7 +482,7 @@ section_provision() {
     "$prov_bin" --bench --queued "${BENCH_QUEUED:-10000,100000,1000000}" | tee "$WORK/provision.txt"
     {
         echo "provision (drain; target at C=32: >= 0.8 of ideal)"
-        sed -n 's/^drain  /  /p' "$WORK/provision.txt"
+        sed -n -e 's/^drain  /  /p' -e 's/^       cpu: /      cpu: /p' "$WORK/provision.txt"
         echo "queue length (first 5,000 jobs; the rate should not fall as the queue grows)"
         sed -n 's/^queue  /  /p' "$WORK/provision.txt"
     } >>"$SUMMARY"
@@ -639,10 +640,23 @@ section_push() {
         read -r secs kib <<<"$timing"
         printf 'push %s rows (%s): %.2f s wall, peak RSS %.1f MiB\n' "$n" "${format^^}" "$secs" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" |
             tee -a "$WORK/push.txt"
+        [[ $format == csv ]] || continue
+        # Then the first load's other half: provisioning every one of them.
+        echo
+        echo "== drain: rosterd worker --once over the $n jobs the push queued (local provider, C=8) =="
+        timing=$( { DATABASE_URL=$db_url AUTH_PROVIDER=local WORKER_CONCURRENCY=8 RUST_LOG=warn \
+            /usr/bin/time -f '%e %M %U %S' "$ROSTERD_BIN" worker --once >"$WORK/drain.out"; } 2>&1 | tail -n 1)
+        cat "$WORK/drain.out"
+        read -r secs kib user sys <<<"$timing"
+        printf 'drain %s jobs (local, C=8): %.1f s wall, %.0f jobs/s, rosterd CPU %.1f s, peak RSS %.1f MiB\n' \
+            "$n" "$secs" "$(awk -v n="$n" -v s="$secs" 'BEGIN { print n / s }')" "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" \
+            "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" | tee -a "$WORK/drain.txt"
     done
     {
         echo "push (target: < 10 s and < 100 MiB for 100,000 new rows)"
         sed 's/^/  /' "$WORK/push.txt"
+        echo "drain after the push (target: < 60 s for 100,000 jobs)"
+        sed 's/^/  /' "$WORK/drain.txt"
     } >>"$SUMMARY"
 }
 
