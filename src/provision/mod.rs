@@ -112,11 +112,19 @@ async fn provision(
     provider: &dyn AuthProvider,
     email: &Email,
 ) -> Result<Action, ProvisionError> {
-    let _turn = locks::turn(email.as_str()).await;
+    let turn = locks::turn(email.as_str()).await;
     let mut locks = Locks::new(db).await?;
     let result = converge(&mut locks, provider, email).await;
-    // On failure the guard closes the connection, which drops the locks.
-    locks.release().await?;
+    // Everything is written: the caller need not wait for the unlock. The
+    // turn is kept until then, so this process's next run for the email
+    // waits for it; another process's waits on the lock itself. Should
+    // the unlock fail, the guard closes the connection, which drops the locks.
+    tokio::spawn(async move {
+        let _turn = turn;
+        if let Err(e) = locks.release().await {
+            tracing::warn!(error = %e, "releasing provisioning locks failed; closing the connection");
+        }
+    });
     if let Ok(action) = &result {
         tracing::info!(action = action.as_str(), "provisioned person");
     }

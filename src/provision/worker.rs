@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -68,9 +68,9 @@ impl Worker {
                 None
             }
         };
-        let slots = self.cfg.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let recorder = Recorder::spawn(self.db.clone());
-        let mut ready = Prefetch::new(slots);
+        let mut ready = Prefetch::new(self.cfg.concurrency.max(1));
         let mut tasks = JoinSet::new();
         tracing::info!(
             concurrency = self.cfg.concurrency,
@@ -84,16 +84,12 @@ impl Worker {
                     true
                 }
             };
-            while tasks.len() < slots {
-                let Some(job) = ready.next() else { break };
-                let (me, recorder) = (self.clone(), recorder.clone());
-                tasks.spawn(async move { me.run_job(job, &recorder).await });
-            }
+            self.start(&mut ready, &slots, &recorder, &mut tasks);
             while tasks.try_join_next().is_some() {}
-            if tasks.len() == slots {
+            if slots.available_permits() == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = tasks.join_next() => {}
+                    _ = slots.acquire() => {}
                 }
                 continue;
             }
@@ -130,20 +126,20 @@ impl Worker {
     /// --once`, tests and benchmarks.
     pub async fn drain(&self) -> Result<DrainReport, sqlx::Error> {
         let mut report = DrainReport::default();
-        let slots = self.cfg.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let recorder = Recorder::spawn(self.db.clone());
-        let mut ready = Prefetch::new(slots);
+        let mut ready = Prefetch::new(self.cfg.concurrency.max(1));
         let mut tasks = JoinSet::new();
         loop {
             // Refill free slots as soon as they free up, as `run` does.
             ready.refill(&self.db, self.cfg.lease).await?;
-            while tasks.len() < slots {
-                let Some(job) = ready.next() else { break };
-                let (me, recorder) = (self.clone(), recorder.clone());
-                tasks.spawn(async move { me.run_job(job, &recorder).await });
-            }
-            let Some(done) = tasks.join_next().await else {
+            self.start(&mut ready, &slots, &recorder, &mut tasks);
+            if tasks.is_empty() {
                 return Ok(report);
+            }
+            let done = tokio::select! {
+                done = tasks.join_next() => done.expect("not empty"),
+                _ = slots.acquire(), if slots.available_permits() == 0 => continue,
             };
             match done.expect("a job task never panics") {
                 Some(Finish::Done { .. }) => report.done += 1,
@@ -154,9 +150,31 @@ impl Worker {
         }
     }
 
-    /// Provisions one claimed job while renewing its lease; records the
-    /// result unless the claim was lost meanwhile.
-    async fn run_job(&self, job: Claimed, recorder: &Recorder) -> Option<Finish> {
+    /// Starts claimed jobs while slots are free.
+    fn start(
+        &self,
+        ready: &mut Prefetch,
+        slots: &Arc<Semaphore>,
+        recorder: &Recorder,
+        tasks: &mut JoinSet<Option<Finish>>,
+    ) {
+        while let Ok(slot) = slots.clone().try_acquire_owned() {
+            let Some(job) = ready.next() else { break };
+            let (me, recorder) = (self.clone(), recorder.clone());
+            tasks.spawn(async move { me.run_job(job, slot, &recorder).await });
+        }
+    }
+
+    /// Provisions one claimed job in `slot` while renewing its lease; frees
+    /// the slot, then records the result unless the claim was lost
+    /// meanwhile. A slot bounds calls to the provider; recording waits for
+    /// the next batch write, which the next job need not wait for.
+    async fn run_job(
+        &self,
+        job: Claimed,
+        slot: OwnedSemaphorePermit,
+        recorder: &Recorder,
+    ) -> Option<Finish> {
         let email = Email::from_trusted(job.email.clone());
         let work = provision_person(&self.db, self.provider.as_ref(), &email);
         tokio::pin!(work);
@@ -172,6 +190,7 @@ impl Worker {
                 }
             }
         };
+        drop(slot);
         let finish = self.outcome(&job, result);
         let recorded = match recorder.record(job.clone(), finish.clone()).await {
             Ok(true) => Some(finish),
