@@ -77,6 +77,8 @@ impl Worker {
             "provisioning worker started"
         );
         while !shutdown.is_cancelled() {
+            // Jobs already claimed start before the claim's round trip.
+            self.start(&mut ready, &slots, &recorder, &mut tasks);
             let drained = match ready.refill(&self.db, self.cfg.lease).await {
                 Ok(drained) => drained,
                 Err(e) => {
@@ -132,6 +134,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         loop {
             // Refill free slots as soon as they free up, as `run` does.
+            self.start(&mut ready, &slots, &recorder, &mut tasks);
             ready.refill(&self.db, self.cfg.lease).await?;
             self.start(&mut ready, &slots, &recorder, &mut tasks);
             if tasks.is_empty() {
