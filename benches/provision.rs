@@ -18,7 +18,7 @@ mod gotrue;
 
 use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::provider::supabase::SupabaseProvider;
-use rosterd::provision::provider::AuthProvider;
+use rosterd::provision::provider::{AuthProvider, Profile};
 use rosterd::provision::worker::{Worker, WorkerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -168,6 +168,40 @@ fn worker(db: &PgPool, provider: Arc<dyn AuthProvider>, c: usize) -> Worker {
     )
 }
 
+/// The provider path alone: `n` creates against the stand-in, `c` at a
+/// time, no database. On a machine as small as the benchmark's, the
+/// stand-in, the HTTP client and their scheduling already cost part of
+/// the ideal; this is the most a drain could reach here.
+async fn provider_only(g: &gotrue::GoTrue, c: usize, n: usize) -> f64 {
+    let provider = stand_in_provider(g);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..c {
+        let (provider, next) = (provider.clone(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let profile = Profile {
+                    email: format!("alone{i}@bench.io"),
+                    name: None,
+                    roles: vec!["reader".into()],
+                    roster_id: format!("alone{i}"),
+                };
+                provider
+                    .create_user(uuid::Uuid::new_v4(), &profile)
+                    .await
+                    .expect("the stand-in creates");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Runs the worker as `serve` does until `measure` jobs are done; jobs/s.
 async fn rate_of_first(worker: Worker, db: &PgPool, measure: i64) -> f64 {
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -232,6 +266,12 @@ fn main() {
                 calls as f64 / n as f64
             );
             println!("       {cpu}");
+            let alone = provider_only(&g, c, n as usize).await;
+            println!(
+                "       provider calls alone (no database), C={c}: {alone:.1} calls/s, ratio {:.2}; the drain reaches {:.2} of that",
+                alone / ideal,
+                rate / alone
+            );
             db.close().await;
         }
         println!("queue length: the first {measure} jobs with N people queued");
