@@ -19,7 +19,6 @@
 use clap::Parser;
 use rosterd::signature::Key;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod load;
-use load::{chain, print_errors, PhaseResult, TaskResult};
+use load::{append_summary, chain, print_errors, PhaseResult, TaskResult};
 
 const INBOUND_PATH: &str = "/api/sync/users/inbound";
 
@@ -144,10 +143,7 @@ async fn run(args: Args) -> Result<(), String> {
             report(&mut summary, c, "duplicate", &dup);
         }
     }
-    if let Some(path) = &args.summary {
-        std::fs::write(path, summary)
-            .map_err(|e| format!("cannot write --summary {}: {e}", path.display()))?;
-    }
+    append_summary(args.summary.as_deref(), &summary)?;
     Ok(())
 }
 
@@ -246,34 +242,11 @@ async fn run_phase(
         })
         .collect();
 
-    let mut result = PhaseResult {
-        count: events.len(),
-        elapsed: Duration::ZERO,
-        latencies: Vec::with_capacity(events.len()),
-        errors: 0,
-        error_kinds: BTreeMap::new(),
-    };
+    let mut seen = Vec::with_capacity(tasks.len());
     for task in tasks {
-        match task.await {
-            Ok(t) => {
-                result.latencies.extend(t.latencies);
-                result.errors += t.errors;
-                for (k, n) in t.error_kinds {
-                    *result.error_kinds.entry(k).or_default() += n;
-                }
-            }
-            Err(e) => {
-                result.errors += 1;
-                *result
-                    .error_kinds
-                    .entry(format!("task failed: {e}"))
-                    .or_default() += 1;
-            }
-        }
+        seen.push(task.await.map_err(|e| e.to_string()));
     }
-    result.elapsed = started.elapsed();
-    result.latencies.sort_unstable();
-    result
+    PhaseResult::gather(events.len(), started.elapsed(), seen)
 }
 
 /// One request, timed from just before sending to the last byte of the

@@ -20,6 +20,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod load;
+use load::{append_summary, print_errors, send_for_json, PhaseResult, TaskResult};
+
+/// Unmeasured requests before each query's.
+const WARMUP: usize = 5;
+
 #[derive(Parser, Debug)]
 #[command(name = "listing", about = "Latency of the admin event listing")]
 struct Args {
@@ -74,87 +80,49 @@ async fn run(args: &Args) -> Result<(), String> {
             .split_once('=')
             .ok_or_else(|| format!("--query {q}: expected NAME=QUERYSTRING"))?;
         let mut cursor: Option<String> = None;
-        let (mut millis, mut rows, mut errors) = (Vec::new(), 0usize, 0usize);
-        for i in 0..args.requests + 5 {
+        let (mut out, mut rows, mut started) = (TaskResult::default(), 0usize, Instant::now());
+        for i in 0..args.requests + WARMUP {
+            if i == WARMUP {
+                (out, rows, started) = (TaskResult::default(), 0, Instant::now());
+            }
             let mut url = format!("{}/api/admin/events?{query}", args.url);
             if let Some(c) = cursor.as_deref().filter(|_| args.walk) {
                 url.push_str("&cursor=");
                 url.extend(form_urlencoded::byte_serialize(c.as_bytes()));
             }
-            let started = Instant::now();
-            let page = fetch(&client, &url, &args.token).await;
-            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-            match page {
-                Ok((n, next)) => {
-                    cursor = next;
-                    if i >= 5 {
-                        millis.push(elapsed);
-                        rows += n;
-                    }
+            let request = client.get(&url).bearer_auth(&args.token);
+            let Some(page) = send_for_json(request, &mut out).await else {
+                continue;
+            };
+            match page["events"].as_array() {
+                Some(events) => {
+                    rows += events.len();
+                    cursor = page["nextCursor"].as_str().map(str::to_owned);
                 }
-                Err(e) => {
-                    if errors == 0 {
-                        eprintln!("listing: {name}: {e}");
-                    }
-                    errors += 1;
-                }
+                None => out.error("200 without an `events` array".into()),
             }
         }
-        millis.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            let rank = ((p * millis.len() as f64).ceil() as usize).clamp(1, millis.len().max(1));
-            millis.get(rank - 1).copied().unwrap_or(f64::NAN)
-        };
-        let per_page = rows as f64 / millis.len().max(1) as f64;
+        let r = PhaseResult::gather(out.latencies.len(), started.elapsed(), [Ok(out)]);
+        let per_page = rows as f64 / r.count.max(1) as f64;
         println!(
-            "listing {name:<12} {:>5} requests  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({per_page:.0} rows/page, {errors} errors)",
-            millis.len(),
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
+            "listing {name:<12} {:>5} requests  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({:.0} req/s, {per_page:.0} rows/page, {} errors)",
+            r.count,
+            r.percentile_ms(0.5),
+            r.percentile_ms(0.99),
+            r.max_ms(),
+            r.rate(),
+            r.errors
         );
+        print_errors(&r);
         let _ = writeln!(
             summary,
-            "{name}\t{}\t{:.3}\t{:.3}\t{:.3}\t{per_page:.0}\t{errors}",
-            millis.len(),
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
+            "{name}\t{}\t{:.3}\t{:.3}\t{:.3}\t{per_page:.0}\t{}",
+            r.count,
+            r.percentile_ms(0.5),
+            r.percentile_ms(0.99),
+            r.max_ms(),
+            r.errors
         );
     }
-    if let Some(path) = &args.summary {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        f.write_all(summary.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// The page's row count and its `nextCursor`.
-async fn fetch(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-) -> Result<(usize, Option<String>), String> {
-    let res = client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = res.status();
-    let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
-    let short = || body.to_string().chars().take(200).collect::<String>();
-    if status != reqwest::StatusCode::OK {
-        return Err(format!("{status}: {}", short()));
-    }
-    let items = body["events"]
-        .as_array()
-        .ok_or_else(|| format!("no events array in {}", short()))?;
-    Ok((items.len(), body["nextCursor"].as_str().map(str::to_owned)))
+    append_summary(args.summary.as_deref(), &summary)
 }

@@ -21,7 +21,6 @@
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod load;
-use load::{chain, print_errors, PhaseResult, TaskResult};
+use load::{append_summary, chain, print_errors, PhaseResult, TaskResult};
 
 const LOOKUP_PATH: &str = "/api/users/lookup";
 
@@ -124,16 +123,7 @@ async fn run(args: Args) -> Result<(), String> {
         let r = run_phase(&clients, &target, args.requests, None).await;
         report(&mut summary, c, &r);
     }
-    if let Some(path) = &args.summary {
-        use std::io::Write as _;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(summary.as_bytes()))
-            .map_err(|e| format!("cannot write --summary {}: {e}", path.display()))?;
-    }
-    Ok(())
+    append_summary(args.summary.as_deref(), &summary)
 }
 
 /// Where and how to ask.
@@ -208,34 +198,11 @@ async fn run_phase(
         })
         .collect();
 
-    let mut result = PhaseResult {
-        count: total,
-        elapsed: Duration::ZERO,
-        latencies: Vec::with_capacity(total),
-        errors: 0,
-        error_kinds: BTreeMap::new(),
-    };
+    let mut seen = Vec::with_capacity(tasks.len());
     for task in tasks {
-        match task.await {
-            Ok(t) => {
-                result.latencies.extend(t.latencies);
-                result.errors += t.errors;
-                for (k, n) in t.error_kinds {
-                    *result.error_kinds.entry(k).or_default() += n;
-                }
-            }
-            Err(e) => {
-                result.errors += 1;
-                *result
-                    .error_kinds
-                    .entry(format!("task failed: {e}"))
-                    .or_default() += 1;
-            }
-        }
+        seen.push(task.await.map_err(|e| e.to_string()));
     }
-    result.elapsed = started.elapsed();
-    result.latencies.sort_unstable();
-    result
+    PhaseResult::gather(total, started.elapsed(), seen)
 }
 
 /// One lookup, timed from just before sending to the last byte of the

@@ -1,5 +1,6 @@
-//! What the load generators (benches/ingest.rs, benches/lookup.rs) share:
-//! per-task and per-phase results, percentiles, error chains.
+//! What the load generators (benches/ingest.rs, benches/lookup.rs,
+//! benches/listing.rs) share: per-task and per-phase results, percentiles,
+//! error chains, the `--summary` file.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +18,42 @@ pub struct PhaseResult {
 }
 
 impl PhaseResult {
+    /// A phase of `count` requests from what each of its tasks saw; a task
+    /// that died (its error) counts as one error.
+    pub fn gather(
+        count: usize,
+        elapsed: Duration,
+        tasks: impl IntoIterator<Item = Result<TaskResult, String>>,
+    ) -> Self {
+        let mut result = PhaseResult {
+            count,
+            elapsed,
+            latencies: Vec::with_capacity(count),
+            errors: 0,
+            error_kinds: BTreeMap::new(),
+        };
+        for task in tasks {
+            match task {
+                Ok(t) => {
+                    result.latencies.extend(t.latencies);
+                    result.errors += t.errors;
+                    for (k, n) in t.error_kinds {
+                        *result.error_kinds.entry(k).or_default() += n;
+                    }
+                }
+                Err(e) => {
+                    result.errors += 1;
+                    *result
+                        .error_kinds
+                        .entry(format!("task failed: {e}"))
+                        .or_default() += 1;
+                }
+            }
+        }
+        result.latencies.sort_unstable();
+        result
+    }
+
     pub fn rate(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
     }
@@ -45,6 +82,18 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Appends `text` to the `--summary` file, if one was given.
+pub fn append_summary(path: Option<&std::path::Path>, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let Some(path) = path else { return Ok(()) };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write --summary {}: {e}", path.display()))
 }
 
 pub fn ms(d: Duration) -> f64 {

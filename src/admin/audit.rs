@@ -1,6 +1,6 @@
 //! The audit log: who did what to what, written with the change.
 
-use super::page::{parse_id_cursor, parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{listing_limit, parse_id_cursor, Page};
 use super::AdminError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -44,7 +44,7 @@ pub async fn list(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<Page<Entry>, AdminError> {
-    let limit = parse_limit(limit, DEFAULT_LIMIT, MAX_LIMIT).map_err(AdminError::BadInput)?;
+    let limit = listing_limit(limit)?;
     let before = parse_id_cursor(cursor).map_err(AdminError::BadInput)?;
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(

@@ -1,7 +1,7 @@
 //! Stored events for operators: filters parsed once, cursor-paged lists,
 //! one event with its replay history.
 
-use super::page::{parse_digits, parse_limit, Page, BAD_CURSOR, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{listing_limit, parse_digits, Page, BAD_CURSOR};
 use super::AdminError;
 use crate::event::{EventId, EventType, RecordId};
 use chrono::{DateTime, Utc};
@@ -164,12 +164,7 @@ pub async fn list(
         since: get("since"),
         until: get("until"),
     })?;
-    let limit = parse_limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )
-    .map_err(AdminError::BadInput)?;
+    let limit = listing_limit(params.get("limit").map(String::as_str))?;
     let after = params
         .get("cursor")
         .map(|c| parse_event_cursor(c))

@@ -2,7 +2,7 @@
 
 use super::audit;
 use super::events::only_known;
-use super::page::{parse_id_cursor, parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{listing_limit, parse_id_cursor, Page};
 use super::AdminError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,12 +39,7 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
             })
         })
         .transpose()?;
-    let limit = parse_limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )
-    .map_err(AdminError::BadInput)?;
+    let limit = listing_limit(params.get("limit").map(String::as_str))?;
     let before =
         parse_id_cursor(params.get("cursor").map(String::as_str)).map_err(AdminError::BadInput)?;
     let mut tx = crate::db::planned_per_call(db).await?;

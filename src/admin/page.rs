@@ -44,6 +44,12 @@ pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, Str
     }
 }
 
+/// A listing's `limit` parameter: [`DEFAULT_LIMIT`] when absent, at most
+/// [`MAX_LIMIT`].
+pub fn listing_limit(raw: Option<&str>) -> Result<i64, super::AdminError> {
+    parse_limit(raw, DEFAULT_LIMIT, MAX_LIMIT).map_err(super::AdminError::BadInput)
+}
+
 pub const BAD_CURSOR: &str = "cursor is not one this service issued";
 
 /// 1 to `max` ASCII digits, as a number (no sign, no spaces).

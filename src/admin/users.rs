@@ -4,7 +4,7 @@
 use super::events::only_known;
 use super::events::{recent_for_user, EventSummary};
 use super::jobs::{for_email, Job};
-use super::page::{parse_limit, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{listing_limit, Page};
 use super::AdminError;
 use crate::event::RecordId;
 use crate::provision::provider::AuthProvider;
@@ -178,12 +178,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let limit = parse_limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )
-    .map_err(AdminError::BadInput)?;
+    let limit = listing_limit(params.get("limit").map(String::as_str))?;
     // The cursor is the last record id seen; any string is a position.
     let after = params.get("cursor").filter(|c| !c.is_empty()).cloned();
     let mut tx = crate::db::planned_per_call(db).await?;

@@ -80,24 +80,6 @@ pub async fn lock_row(
     .transpose()
 }
 
-/// Reads a row without locking it (imports compare before applying).
-pub async fn read_row(
-    conn: &mut PgConnection,
-    id: &RecordId,
-) -> Result<Option<Registers>, sqlx::Error> {
-    sqlx::query_as!(
-        RowRecord,
-        r#"select id, email, name, profile_status, groups, roles,
-                  profile_at, profile_event_id, deleted_at, deleted_event_id
-           from roster where id = $1"#,
-        id.as_str()
-    )
-    .fetch_optional(conn)
-    .await?
-    .map(RowRecord::into_registers)
-    .transpose()
-}
-
 /// Reads the rows of `ids` (sorted, so concurrent batches lock in one
 /// order) and holds their locks until the transaction ends.
 pub async fn lock_rows(

@@ -43,34 +43,6 @@ async fn audit_rows(db: &PgPool) -> Vec<(String, String, Option<String>)> {
         .unwrap()
 }
 
-/// Makes the database refuse any change to records whose id starts with
-/// `recBlocked`, the way a constraint or trigger added by a DBA would.
-async fn block_records(db: &PgPool) {
-    sqlx::query(
-        r#"create function block_rec() returns trigger language plpgsql as $$
-           begin
-               if new.id like 'recBlocked%' then
-                   raise exception 'record % is on hold', new.id;
-               end if;
-               return new;
-           end $$"#,
-    )
-    .execute(db)
-    .await
-    .unwrap();
-    sqlx::query("create trigger block_rec before insert or update on roster for each row execute function block_rec()")
-        .execute(db)
-        .await
-        .unwrap();
-}
-
-async fn unblock_records(db: &PgPool) {
-    sqlx::query("drop trigger block_rec on roster")
-        .execute(db)
-        .await
-        .unwrap();
-}
-
 async fn body(r: reqwest::Response) -> Value {
     r.json().await.unwrap()
 }

@@ -398,17 +398,7 @@ async fn shot(b: &Browser, name: &str) {
 }
 
 async fn post_event(client: &reqwest::Client, base: &str, body: &serde_json::Value) -> u16 {
-    let raw = serde_json::to_vec(body).unwrap();
-    client
-        .post(format!("{base}/api/sync/users/inbound"))
-        .header("content-type", "application/json")
-        .header("x-signature", plain_signature(SECRET, &raw))
-        .body(raw)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    post_signed_to(client, base, body).await.status().as_u16()
 }
 
 async fn job_state(db: &PgPool, id: i64) -> (String, i32) {
@@ -472,22 +462,7 @@ async fn an_operator_works_the_console_in_a_real_browser(
         assert_eq!(post_event(&client, &base, &e).await, 200);
     }
     // One event fails: the database refuses its record for now.
-    sqlx::query(
-        r#"create function block_rec() returns trigger language plpgsql as $$
-           begin
-               if new.id like 'recBlocked%' then
-                   raise exception 'record % is on hold', new.id;
-               end if;
-               return new;
-           end $$"#,
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query("create trigger block_rec before insert or update on roster for each row execute function block_rec()")
-        .execute(&db)
-        .await
-        .unwrap();
+    block_records(&db).await;
     let blocked = upsert_event(
         "user.created",
         "evt_blocked",
@@ -498,10 +473,7 @@ async fn an_operator_works_the_console_in_a_real_browser(
     let mut blocked = blocked;
     blocked["user"]["name"] = json!("Hedy Lamarr");
     assert_eq!(post_event(&client, &base, &blocked).await, 500);
-    sqlx::query("drop trigger block_rec on roster")
-        .execute(&db)
-        .await
-        .unwrap();
+    unblock_records(&db).await;
     // Every job done, then one of Grace's dies (as after a long outage).
     let drained = poll(Duration::from_secs(30), || async {
         let busy: i64 = sqlx::query_scalar(

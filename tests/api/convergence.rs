@@ -123,33 +123,42 @@ async fn unqueued_emails(db: &PgPool) -> BTreeSet<String> {
     .collect()
 }
 
+/// PROPTEST_CASES cases (default 64), nothing persisted.
+fn runner() -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// The reference: every event once, in occurrence order, on a fresh roster.
+async fn delivered_in_order(db: &PgPool, roles: &RoleMap, events: &[Value]) -> Snapshot {
+    let mut in_order: Vec<&Value> = events.iter().collect();
+    in_order.sort_by_key(|e| {
+        (
+            e["occurredAt"].as_str().unwrap().to_owned(),
+            e["eventId"].as_str().unwrap().to_owned(),
+        )
+    });
+    reset(db).await;
+    deliver(db, roles, &in_order).await;
+    snapshot(db).await
+}
+
 #[test]
 fn any_order_any_duplicates_same_roster() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(fresh_database());
     let roles = RoleMap::parse("admins=admin", "reader").unwrap();
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(64);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
+    runner()
         .run(&history(), |(events, delivery)| {
             rt.block_on(async {
-                let mut in_order: Vec<&Value> = events.iter().collect();
-                in_order.sort_by_key(|e| {
-                    (
-                        e["occurredAt"].as_str().unwrap().to_owned(),
-                        e["eventId"].as_str().unwrap().to_owned(),
-                    )
-                });
-                reset(&db).await;
-                deliver(&db, &roles, &in_order).await;
-                let expected = snapshot(&db).await;
+                let expected = delivered_in_order(&db, &roles, &events).await;
 
                 reset(&db).await;
                 let shuffled: Vec<&Value> = delivery.iter().map(|&i| &events[i]).collect();
@@ -173,28 +182,10 @@ fn batches_apply_the_same_rule_as_single_events() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(fresh_database());
     let roles = RoleMap::parse("admins=admin", "reader").unwrap();
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(64);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
+    runner()
         .run(&history(), |(events, delivery)| {
             rt.block_on(async {
-                let mut in_order: Vec<&Value> = events.iter().collect();
-                in_order.sort_by_key(|e| {
-                    (
-                        e["occurredAt"].as_str().unwrap().to_owned(),
-                        e["eventId"].as_str().unwrap().to_owned(),
-                    )
-                });
-                reset(&db).await;
-                deliver(&db, &roles, &in_order).await;
-                let expected = snapshot(&db).await;
+                let expected = delivered_in_order(&db, &roles, &events).await;
 
                 reset(&db).await;
                 // Each event once, in the shuffled order of its first copy.

@@ -164,9 +164,7 @@ impl TestApp {
 
     /// Posts a body signed with the plain scheme and the default secret.
     pub async fn post_signed(&self, body: &Value) -> reqwest::Response {
-        let raw = serde_json::to_vec(body).unwrap();
-        self.post_inbound(&raw, &[("x-signature", plain_signature(SECRET, &raw))])
-            .await
+        post_signed_to(&self.client, &self.url(""), body).await
     }
 }
 
@@ -318,4 +316,50 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     false
+}
+
+/// Makes the database refuse any change to records whose id starts with
+/// `recBlocked`, the way a constraint or trigger added by a DBA would.
+pub async fn block_records(db: &PgPool) {
+    sqlx::query(
+        r#"create function block_rec() returns trigger language plpgsql as $$
+           begin
+               if new.id like 'recBlocked%' then
+                   raise exception 'record % is on hold', new.id;
+               end if;
+               return new;
+           end $$"#,
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query("create trigger block_rec before insert or update on roster for each row execute function block_rec()")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+pub async fn unblock_records(db: &PgPool) {
+    sqlx::query("drop trigger block_rec on roster")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// POSTs `body` to the inbound endpoint of a service at `base` (a real
+/// binary), signed with [`SECRET`].
+pub async fn post_signed_to(
+    client: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let raw = serde_json::to_vec(body).unwrap();
+    client
+        .post(format!("{base}/api/sync/users/inbound"))
+        .header("content-type", "application/json")
+        .header("x-signature", plain_signature(SECRET, &raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
 }

@@ -150,16 +150,8 @@ async fn send_all(bases: &[String], queue: Vec<Value>, senders: usize, seed: u64
                 let Some(body) = queue.lock().unwrap().pop_front() else {
                     return;
                 };
-                let raw = serde_json::to_vec(&body).unwrap();
                 let base = &bases[rng.gen_range(0..bases.len())];
-                let r = client
-                    .post(format!("{base}/api/sync/users/inbound"))
-                    .header("content-type", "application/json")
-                    .header("x-signature", plain_signature(SECRET, &raw))
-                    .body(raw)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = post_signed_to(&client, base, &body).await;
                 assert_eq!(r.status(), 200, "{body}: {}", r.text().await.unwrap());
             }
         });
