@@ -619,20 +619,18 @@ async fn a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(db: PgPool) {
         }
     };
     // p0 done, p1 and p2 in flight, p3 claimed ahead; nothing moves now.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while count("done").await < 1 || count("running").await < 3 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the worker claims ahead");
+    assert!(
+        poll(Duration::from_secs(30), || async {
+            count("done").await == 1 && count("running").await == 3
+        })
+        .await,
+        "the worker claims ahead"
+    );
     shutdown.cancel();
-    // Give it time to stop if the give-back were missing; it is not a race:
-    // the assertions below hold only if p3 went back before any lease ran out.
-    let given_back = tokio::time::timeout(Duration::from_secs(30), async {
-        while count("pending").await < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // p1 and p2 are still held, so the worker cannot finish stopping; p3
+    // must be back in the queue meanwhile (its lease has 30 s to run).
+    let given_back = poll(Duration::from_secs(20), || async {
+        count("pending").await == 2
     })
     .await;
     hold.rollback().await.unwrap();
@@ -640,7 +638,10 @@ async fn a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(db: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    given_back.expect("the job claimed ahead is back in the queue while the others run");
+    assert!(
+        given_back,
+        "the job claimed ahead is back in the queue while the others run"
+    );
     // p3 is as if never claimed: no attempt counted, no lease, no attempt row.
     let jobs: Vec<(String, String, i32, bool)> = sqlx::query_as(
         "select email, state, attempts, lease_token is null from provisioning_jobs order by email",
