@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision push reconcile history"):
+# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision first_logins push reconcile history"):
 #   provision  benches/provision.rs: 10,000 queued people drained through the
 #            Supabase provider against the GoTrue stand-in answering after
 #            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
@@ -17,6 +17,13 @@
 #            (BENCH_QUEUED), local provider at C=8 and stand-in at C=32: the
 #            same rate on every line means a queue whose cost per job does not
 #            grow with its length.
+#   first_logins  launch day, benches/first_logins.rs: people in the roster
+#            but never provisioned log in, C at a time (16, 200, 2000;
+#            BENCH_FIRST_LOGINS_LEVELS), BENCH_FIRST_LOGINS (4,000) people
+#            per level, against its own `rosterd serve` (worker on, default
+#            pool), local provider and the GoTrue stand-in at 10 ms; a 503
+#            is retried after its Retry-After.  Provisioned people per
+#            second, per-answer p50/p99/max, and the share of 503 answers.
 #   push     `rosterd push` of BENCH_PUSH_ROWS people (default 100,000) as a
 #            CSV, then as YAML, every row new, each into an empty database:
 #            wall time and peak RSS.  After the CSV, `rosterd worker --once`
@@ -77,7 +84,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision push reconcile history}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision first_logins push reconcile history}
 BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
 BENCH_LOOKUP_PEOPLE=${BENCH_LOOKUP_PEOPLE:-100000}
 BENCH_LOOKUP_REQUESTS=${BENCH_LOOKUP_REQUESTS:-20000}
@@ -489,6 +496,20 @@ section_provision() {
             -e 's/^       provider calls alone/      provider calls alone/p' "$WORK/provision.txt"
         echo "queue length (first 5,000 jobs; the rate should not fall as the queue grows)"
         sed -n 's/^queue  /  /p' "$WORK/provision.txt"
+    } >>"$SUMMARY"
+}
+
+section_first_logins() {
+    local bin
+    bin=$(build_exe bench bench --bench first_logins --no-run)
+    echo
+    echo "== first logins: herds of people in the roster, never provisioned (benches/first_logins.rs) =="
+    "$bin" --bench --rosterd "$ROSTERD_BIN" --cluster-url "$CLUSTER_URL" \
+        --levels "${BENCH_FIRST_LOGINS_LEVELS:-16,200,2000}" \
+        --logins "${BENCH_FIRST_LOGINS:-4000}" | tee "$WORK/first_logins.txt"
+    {
+        echo "first logins (inline provisioning; a 503 is overloaded, retried after its Retry-After)"
+        sed -n 's/^first  /  /p' "$WORK/first_logins.txt"
     } >>"$SUMMARY"
 }
 

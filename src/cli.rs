@@ -275,7 +275,11 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .map_err(|e| {
                     anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}")
                 })?;
-            let worker = Worker::new(worker_pool, provider_cfg.build(pool), worker_cfg);
+            let worker = Worker::new(
+                worker_pool,
+                build_provider(&provider_cfg, &db_cfg)?,
+                worker_cfg,
+            );
             if cmd.once {
                 let r = worker
                     .drain()
@@ -293,9 +297,12 @@ async fn run(command: Command) -> Result<(), Failure> {
             let (db_cfg, provider_cfg) = (cmd.db.resolve()?, cmd.provider.resolve()?);
             let pool = connect(&db_cfg).await?;
             migrate(&pool).await?;
-            let provider = provider_cfg.build(pool.clone());
+            let provider = build_provider(&provider_cfg, &db_cfg)?;
+            // One person at a time: one run's connection is enough.
+            let runs = db::connect_provisioning(&db_cfg, 1).map_err(anyhow::Error::from)?;
             let report = crate::admin::provision::reconcile_all(
                 &pool,
+                &runs,
                 provider.as_ref(),
                 &cli_actor(),
                 cmd.dry_run,
@@ -357,7 +364,8 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .directory
                 .resolve()?
                 .ok_or_else(|| Failure::Config("AIRTABLE_BASE_ID: is required for sync".into()))?;
-            let directory = ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout);
+            let directory =
+                ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout, dir.timeout);
             // The whole table is read before anything is applied, so that a
             // page that fails changes nothing; it waits on disk, not in memory.
             let spooling = |e: std::io::Error| {
@@ -527,6 +535,30 @@ async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<sqlx::Pg
         .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))
 }
 
+/// A listening socket whose accept queue holds a launch-day herd: with
+/// tokio's default of 1,024, the 1,025th simultaneous connect is dropped
+/// and its client waits a second (then three) before trying again. The
+/// kernel caps the backlog at `net.core.somaxconn` (4,096 by default).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std's and tokio's own bind: a restart need not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+fn build_provider(
+    provider: &crate::config::ProviderConfig,
+    db: &crate::config::DatabaseConfig,
+) -> anyhow::Result<std::sync::Arc<dyn crate::provision::provider::AuthProvider>> {
+    provider
+        .build(db)
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))
+}
+
 async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     db::MIGRATOR
         .run(pool)
@@ -543,13 +575,14 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.rls_check_enabled {
         check_rls(&pool).await?;
     }
-    let listener = tokio::net::TcpListener::bind(config.bind_addr)
-        .await
+    let listener = listen(config.bind_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", config.bind_addr))?;
     tracing::info!(addr = %config.bind_addr, webhook = config.webhook_enabled, "rosterd listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let provider = config.provider.build(pool.clone());
+    let provider = build_provider(&config.provider, &config.db)?;
+    let runs = db::connect_provisioning(&config.db, config.lookup.provision_concurrency)
+        .map_err(anyhow::Error::from)?;
     let worker = match config.worker.clone() {
         Some(cfg) => {
             let worker_pool = db::connect_worker(&config.db, cfg.concurrency)
@@ -564,7 +597,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     let app = build_app(AppState {
         gauges: crate::metrics::Gauges::new(config.metrics_gauges_max_age),
-        readthrough: ReadThrough::from_config(config.directory.as_ref()),
+        readthrough: ReadThrough::from_config(config.directory.as_ref(), config.lookup.queue_wait),
+        first_logins: crate::overload::Gate::new(
+            config.lookup.provision_concurrency,
+            config.lookup.queue_wait,
+        ),
+        runs,
         wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
         db: pool.clone(),
         config: Arc::new(config),

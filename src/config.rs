@@ -9,7 +9,6 @@ use crate::provision::worker::WorkerConfig;
 use crate::signature::{Key, Verifier};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,15 +211,17 @@ impl ProviderArgs {
 }
 
 impl ProviderConfig {
-    pub fn build(&self, db: PgPool) -> Arc<dyn AuthProvider> {
+    /// The local provider gets a pool of its own (tier 3 in crate::db),
+    /// connected on first use.
+    pub fn build(&self, db: &DatabaseConfig) -> Result<Arc<dyn AuthProvider>, sqlx::Error> {
         let provider: Arc<dyn AuthProvider> = match self {
-            Self::Local => Arc::new(LocalProvider::new(db)),
+            Self::Local => Arc::new(LocalProvider::new(crate::db::connect_accounts(db)?)),
             Self::Supabase { url, key, timeout } => Arc::new(
                 SupabaseProvider::new(url, key.clone(), *timeout)
                     .expect("validated when the configuration was resolved"),
             ),
         };
-        crate::provision::provider::metered::Metered::wrap(provider)
+        Ok(crate::provision::provider::metered::Metered::wrap(provider))
     }
 }
 
@@ -317,6 +318,54 @@ pub struct ServeArgs {
     pub events: EventArgs,
     #[command(flatten)]
     pub directory: DirectoryArgs,
+    #[command(flatten)]
+    pub lookup: LookupArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LookupArgs {
+    /// First logins provisioned inline at once by this process; more wait
+    /// in line (LOOKUP_QUEUE_WAIT_MS), then get 503 overloaded.
+    #[arg(long, env = "LOOKUP_PROVISION_CONCURRENCY", default_value_t = 8)]
+    pub lookup_provision_concurrency: usize,
+    /// Milliseconds a lookup may wait in line for an inline-provisioning
+    /// slot or an Airtable request slot before answering 503 overloaded.
+    #[arg(long, env = "LOOKUP_QUEUE_WAIT_MS", default_value_t = 250)]
+    pub lookup_queue_wait_ms: u64,
+}
+
+/// How the login lookup sheds load it cannot take.
+#[derive(Debug, Clone, Copy)]
+pub struct LookupConfig {
+    pub provision_concurrency: usize,
+    pub queue_wait: Duration,
+}
+
+impl LookupArgs {
+    pub fn resolve(&self) -> Result<LookupConfig, ConfigError> {
+        if self.lookup_provision_concurrency == 0 {
+            return Err(ConfigError::new(
+                "LOOKUP_PROVISION_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        if self.lookup_provision_concurrency > 1000 {
+            return Err(ConfigError::new(
+                "LOOKUP_PROVISION_CONCURRENCY",
+                "must be at most 1000 (each run holds a database connection)",
+            ));
+        }
+        if self.lookup_queue_wait_ms > 60_000 {
+            return Err(ConfigError::new(
+                "LOOKUP_QUEUE_WAIT_MS",
+                "must be at most 60000; a login waiting longer is better told to retry",
+            ));
+        }
+        Ok(LookupConfig {
+            provision_concurrency: self.lookup_provision_concurrency,
+            queue_wait: Duration::from_millis(self.lookup_queue_wait_ms),
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -472,6 +521,7 @@ pub struct Config {
     pub worker: Option<WorkerConfig>,
     /// `METRICS_GAUGES_MAX_AGE_SECS`.
     pub metrics_gauges_max_age: std::time::Duration,
+    pub lookup: LookupConfig,
 }
 
 impl ServeArgs {
@@ -517,7 +567,9 @@ impl ServeArgs {
         )
         .map_err(|m| ConfigError::new("ADMIN_TOKENS", m))?;
         let directory = self.directory.resolve()?;
+        let lookup = self.lookup.resolve()?;
         Ok(Config {
+            lookup,
             metrics_gauges_max_age: std::time::Duration::from_secs(
                 self.metrics_gauges_max_age_secs,
             ),

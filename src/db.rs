@@ -1,4 +1,25 @@
-//! Pool, migrations and the outage test shared by every database caller.
+//! Pools, migrations and the outage test shared by every database caller.
+//!
+//! # Pools, and the rule that keeps them from deadlocking
+//!
+//! A task that holds a pooled connection and waits for another one can
+//! deadlock with its peers: once every connection is held by a task waiting
+//! for a second, all of them wait out the acquire timeout. So connections
+//! come from pools in tiers, and a task holding a connection of one tier
+//! only ever waits for a connection of a *later* tier, never its own or an
+//! earlier one:
+//!
+//! 1. [`connect`], the main pool: queries, ingest, admin. A holder waits
+//!    only for tier 2 or 3 (a full reconcile holds its lock here while it
+//!    provisions).
+//! 2. [`connect_provisioning`] and [`connect_worker`]: a provisioning run's
+//!    one connection, which holds its advisory locks and does all its
+//!    roster reads and writes. A holder waits only for tier 3.
+//! 3. [`connect_accounts`]: the local provider's account store. One
+//!    statement per checkout; a holder waits for nothing.
+//!
+//! Every wait then points down the tiers, and the lowest waiter always
+//! gets its connection back from a holder that waits for nothing.
 
 use crate::config::DatabaseConfig;
 use secrecy::ExposeSecret;
@@ -19,7 +40,37 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
-/// A pool for the provisioning worker. Its commits (claims, links,
+/// Tier 2 for the HTTP side: the login lookup's inline provisioning (at
+/// most `runs` at once, see [`crate::overload::Gate`]), plus two for an
+/// operator's "provision now" and a full reconcile.
+pub fn connect_provisioning(cfg: &DatabaseConfig, runs: usize) -> Result<RunPool, sqlx::Error> {
+    Ok(RunPool(
+        PgPoolOptions::new()
+            .max_connections(runs as u32 + 2)
+            .acquire_timeout(cfg.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(cfg.url.expose_secret().parse()?),
+    ))
+}
+
+/// A tier-2 pool: the only kind a provisioning run takes its connection
+/// from, so that no run can hold a main-pool connection while it waits.
+#[derive(Debug, Clone)]
+pub struct RunPool(PgPool);
+
+impl RunPool {
+    /// `pool` must not be the main pool of a serving process (tests and
+    /// single-purpose CLI verbs may use one pool for everything).
+    pub fn new(pool: PgPool) -> Self {
+        Self(pool)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.0
+    }
+}
+
+/// Tier 2 for the provisioning worker. Its commits (claims, links,
 /// results) do not wait for the disk: losing the last few of them in a
 /// crash only means a job runs again, and provisioning is idempotent. The
 /// flush per job was otherwise the worker's bottleneck.
@@ -34,6 +85,16 @@ pub async fn connect_worker(
         .test_before_acquire(false)
         .connect_with(worker_options(opts))
         .await
+}
+
+/// Tier 3: the local provider's `auth_accounts`. Each checkout is one
+/// short statement, so a quarter of the main pool serves every run.
+pub fn connect_accounts(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    Ok(PgPoolOptions::new()
+        .max_connections((cfg.max_connections / 4).max(2))
+        .acquire_timeout(cfg.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_lazy_with(cfg.url.expose_secret().parse()?))
 }
 
 pub fn worker_options(opts: PgConnectOptions) -> PgConnectOptions {

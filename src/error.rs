@@ -39,6 +39,10 @@ pub enum ApiError {
     ProviderFailed,
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// More work arrived than this process takes at once; retry after the
+    /// given time.
+    #[error("overloaded")]
+    Overloaded(std::time::Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -75,6 +79,7 @@ impl ApiError {
             Self::ProviderUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
             Self::ProviderFailed => (StatusCode::BAD_GATEWAY, "provider_failed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -98,6 +103,7 @@ impl ApiError {
             Self::ProviderUnavailable,
             Self::ProviderFailed,
             Self::Unavailable(sqlx::Error::PoolTimedOut),
+            Self::Overloaded(std::time::Duration::ZERO),
             Self::Internal(anyhow::anyhow!("")),
         ];
         every
@@ -121,6 +127,7 @@ impl ApiError {
                     | Self::ProviderUnavailable
                     | Self::ProviderFailed
                     | Self::Unavailable(_)
+                    | Self::Overloaded(_)
                     | Self::Internal(_) => e.status_and_code(),
                 }
             })
@@ -154,10 +161,15 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            let retry_after = match &self {
+                // Whole seconds, rounded up, at least one: a client that
+                // comes back exactly on time finds the line moved on.
+                Self::Overloaded(d) => HeaderValue::from(d.as_secs_f64().ceil().max(1.0) as u64),
+                _ => HeaderValue::from_static(RETRY_AFTER_SECS),
+            };
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response
     }

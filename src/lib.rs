@@ -15,6 +15,7 @@ pub mod http;
 pub mod json;
 pub mod lookup;
 pub mod metrics;
+pub mod overload;
 pub mod provision;
 pub mod retention;
 pub mod roster;
@@ -32,6 +33,11 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// Where provisioning runs started by a request take their connection
+    /// (a separate tier, see [`db`]).
+    pub runs: db::RunPool,
+    /// Admits the login lookup's inline provisioning runs.
+    pub first_logins: overload::Gate,
     pub config: Arc<Config>,
     pub provider: Arc<dyn provision::provider::AuthProvider>,
     /// Wakes the provisioning workers after jobs were queued.

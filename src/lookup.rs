@@ -1,6 +1,8 @@
 //! The login read-through (docs/contract.md §6): answer from the roster, provision
 //! an active person whose auth user is missing or stale on the spot.
 
+use crate::directory::readthrough::ReadThroughError;
+use crate::directory::DirectoryError;
 use crate::event::{Email, RecordId};
 use crate::provision::provision_person;
 use crate::roster::store::{self, LoginRow};
@@ -56,6 +58,10 @@ pub enum LookupError {
     DirectoryUnavailable(String),
     #[error("provisioning is pending: {0}")]
     ProvisioningPending(String),
+    /// More first logins (or directory calls) than this process takes at
+    /// once; nothing was done.
+    #[error("overloaded; retry in {0:?}")]
+    Overloaded(std::time::Duration),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -81,7 +87,10 @@ pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> 
         .load(&state.db, &state.config.roles, &state.config.events, key)
         .await
         .map_err(|e| match e {
-            crate::directory::readthrough::ReadThroughError::Apply(e) => LookupError::Db(e),
+            ReadThroughError::Apply(e) => LookupError::Db(e),
+            ReadThroughError::Directory(DirectoryError::Busy { retry_after }) => {
+                LookupError::Overloaded(retry_after)
+            }
             other => LookupError::DirectoryUnavailable(other.to_string()),
         })?;
     if !found {
@@ -109,11 +118,18 @@ async fn answer(
         });
     };
     let row = if row.auth_user_id.is_none() || row.pending {
-        // Missing or possibly stale: the one provisioning path, inline.
+        // Missing or possibly stale: the one provisioning path, inline,
+        // as many at once as the gate lets in.
+        let pass = state
+            .first_logins
+            .enter()
+            .await
+            .map_err(|busy| LookupError::Overloaded(busy.retry_after))?;
         let email = Email::from_trusted(email);
-        provision_person(&state.db, state.provider.as_ref(), &email)
+        provision_person(&state.runs, state.provider.as_ref(), &email)
             .await
             .map_err(|e| LookupError::ProvisioningPending(e.to_string()))?;
+        drop(pass);
         fetch(state, key).await?.unwrap_or(row)
     } else {
         row

@@ -1,8 +1,10 @@
 //! Logging: `tracing` to stderr, JSON when `LOG_FORMAT=json`, and a request
 //! id on every line of a request; and request metrics ([`crate::metrics`]).
 
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use axum::Router;
+use std::time::Duration;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing_subscriber::EnvFilter;
@@ -26,6 +28,20 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// A 503 is an answer rosterd chose (overloaded, or a dependency down,
+/// which its handler logs with the cause) and is counted in `/metrics`; a
+/// herd of first logins must not write thousands of error lines. Other
+/// failures stay errors.
+fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms = ms, "answered 503")
+        }
+        other => tracing::error!(classification = %other, latency_ms = ms, "response failed"),
+    }
+}
+
 /// Request ids (generated unless the caller sent `x-request-id`), echoed
 /// back, and a span per request carrying the id and the matched route —
 /// never headers or bodies, which hold signatures and tokens. Installs the
@@ -35,19 +51,21 @@ pub fn layer(app: Router) -> Router {
     app.layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let request_id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map(|p| p.as_str())
-                    .unwrap_or("-");
-                tracing::info_span!("request", request_id, method = %req.method(), route)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", request_id, method = %req.method(), route)
+                })
+                .on_failure(on_failure),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -4,6 +4,7 @@
 use super::audit;
 use super::users::{load_row, parse_id};
 use super::AdminError;
+use crate::db::RunPool;
 use crate::event::Email;
 use crate::provision::provider::AuthProvider;
 use crate::provision::reconcile::{reconcile, ReconcileError, Report};
@@ -23,6 +24,7 @@ pub struct Provisioned {
 /// `POST /api/admin/users/{id}/provision`: the record's person, now.
 pub async fn provision_one(
     db: &PgPool,
+    runs: &RunPool,
     provider: &dyn AuthProvider,
     actor: &str,
     raw_id: &str,
@@ -34,7 +36,7 @@ pub async fn provision_one(
             "record {id} has only a deletion and no email; there is nobody to provision"
         ))
     })?;
-    let result = provision_person(db, provider, &Email::from_trusted(email.clone())).await;
+    let result = provision_person(runs, provider, &Email::from_trusted(email.clone())).await;
     let details = match &result {
         Ok(action) => json!({"email": email, "action": action.as_str()}),
         Err(e) => json!({"email": email, "action": "failed", "error": e.to_string()}),
@@ -66,6 +68,7 @@ const RECONCILE_LOCK: i64 = 0x726f_7374_6572_6401;
 /// The lock is transaction-scoped, so a caller that goes away releases it.
 pub async fn reconcile_all(
     db: &PgPool,
+    runs: &RunPool,
     provider: &dyn AuthProvider,
     actor: &str,
     dry_run: bool,
@@ -80,7 +83,7 @@ pub async fn reconcile_all(
             "a full reconcile is already running; try again when it has finished".into(),
         ));
     }
-    let report = reconcile(db, provider, dry_run)
+    let report = reconcile(&mut lock, runs, provider, dry_run)
         .await
         .map_err(|e| match e {
             ReconcileError::Provider(e) => AdminError::Provider(e),

@@ -57,7 +57,14 @@ pub async fn reconcile(State(state): State<AppState>, post: Post) -> Result<Resp
     let actor = post.session.operator.clone();
     // Runs to the end even if the browser goes away, like the API's.
     let task = tokio::spawn(async move {
-        admin::provision::reconcile_all(&state.db, state.provider.as_ref(), &actor, dry_run).await
+        admin::provision::reconcile_all(
+            &state.db,
+            &state.runs,
+            state.provider.as_ref(),
+            &actor,
+            dry_run,
+        )
+        .await
     });
     let report = task.await.map_err(|e| ConsoleError {
         status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,

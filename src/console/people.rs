@@ -182,6 +182,7 @@ pub async fn provision(
 ) -> Result<Redirect> {
     let done = admin::provision::provision_one(
         &state.db,
+        &state.runs,
         state.provider.as_ref(),
         &post.session.operator,
         &id,

@@ -38,6 +38,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -129,6 +130,56 @@ impl Clock for TokioClock {
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
+/// How long a call may take. It is refused at once when its turn for a
+/// request slot would come after `queue_until`, and cut at `deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub deadline: Instant,
+    pub queue_until: Instant,
+}
+
+/// A bare deadline waits in line for as long as it lasts.
+impl From<Instant> for Budget {
+    fn from(deadline: Instant) -> Self {
+        Self {
+            deadline,
+            queue_until: deadline,
+        }
+    }
+}
+
+/// The callers waiting for a request slot, in arrival order.
+#[derive(Debug, Default)]
+struct Line {
+    /// Callers in line, the head included: what a newcomer waits behind.
+    waiting: AtomicUsize,
+    /// tokio's mutex is fair: the head passes to callers in arrival order.
+    head: tokio::sync::Mutex<()>,
+    /// The last slot promised to a refused caller. Each refusal is told a
+    /// slot of its own, after those promised before: told "in a second"
+    /// all at once, a herd would come back all at once.
+    promised: Mutex<Option<Instant>>,
+}
+
+impl Line {
+    /// A slot for a refused caller, no earlier than `earliest`.
+    fn book(&self, earliest: Instant, slot: Duration) -> Instant {
+        let mut promised = lock(&self.promised);
+        let at = promised.map_or(earliest, |p| (p + slot).max(earliest));
+        *promised = Some(at);
+        at
+    }
+}
+
+/// A caller's place in [`Line::waiting`], given up however the call ends.
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub struct AirtableDirectory {
     /// `{api_url}/v0/{base}/{table}`, segments percent-encoded.
     table_url: Url,
@@ -142,6 +193,9 @@ pub struct AirtableDirectory {
     timeout: Duration,
     rate_limit_wait: Duration,
     limiter: Limiter,
+    /// The limiter's spacing between requests.
+    slot: Duration,
+    line: Line,
     /// Until when Airtable's post-429 pause runs. Shared by every call: the
     /// pause is per base, so any request sent during it would only be
     /// refused again.
@@ -235,7 +289,9 @@ impl AirtableDirectory {
             http,
             timeout: cfg.timeout,
             rate_limit_wait: cfg.rate_limit_wait,
-            limiter: limiter(cfg.requests_per_second),
+            limiter: limiter(slot(cfg.requests_per_second)),
+            slot: slot(cfg.requests_per_second),
+            line: Line::default(),
             paused_until: Mutex::new(None),
         })
     }
@@ -246,11 +302,11 @@ impl AirtableDirectory {
     pub async fn find_by_email(
         &self,
         email: &str,
-        deadline: Instant,
+        budget: impl Into<Budget>,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         observe(
             "find_by_email",
-            self.find_by_email_uncounted(email, deadline),
+            self.find_by_email_uncounted(email, budget.into()),
             found,
         )
         .await
@@ -259,7 +315,7 @@ impl AirtableDirectory {
     async fn find_by_email_uncounted(
         &self,
         email: &str,
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         let wanted = email.trim();
         // Nobody's email is empty, over-long or holds control characters, so
@@ -279,7 +335,7 @@ impl AirtableDirectory {
             ("maxRecords", MAX_EMAIL_MATCHES),
         ];
         let body = self
-            .fetch(&what, &self.table_url, &query, deadline)
+            .fetch(&what, &self.table_url, &query, budget)
             .await
             .map_err(DirectoryError::from)?;
         let list: ListJson = parse_body(&what, &body)?;
@@ -318,15 +374,15 @@ impl AirtableDirectory {
     pub async fn get(
         &self,
         record_id: &str,
-        deadline: Instant,
+        budget: impl Into<Budget>,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
-        observe("get", self.get_uncounted(record_id, deadline), found).await
+        observe("get", self.get_uncounted(record_id, budget.into()), found).await
     }
 
     async fn get_uncounted(
         &self,
         record_id: &str,
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         // Anything else cannot be a record id, and must not reach the path.
         if !is_record_id(record_id) {
@@ -337,7 +393,7 @@ impl AirtableDirectory {
             segments.push(record_id);
         }
         let what = format!("GET {}/{record_id}", self.table_path);
-        match self.fetch(&what, &url, &[], deadline).await {
+        match self.fetch(&what, &url, &[], budget).await {
             Ok(body) => {
                 let record: RecordJson = parse_body(&what, &body)?;
                 if record.id != record_id {
@@ -360,15 +416,20 @@ impl AirtableDirectory {
     pub async fn list_page(
         &self,
         offset: Option<&str>,
-        deadline: Instant,
+        budget: impl Into<Budget>,
     ) -> Result<(Vec<DirectoryRecord>, Option<String>), DirectoryError> {
-        observe("list", self.list_page_uncounted(offset, deadline), |_| "ok").await
+        observe(
+            "list",
+            self.list_page_uncounted(offset, budget.into()),
+            |_| "ok",
+        )
+        .await
     }
 
     async fn list_page_uncounted(
         &self,
         offset: Option<&str>,
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<(Vec<DirectoryRecord>, Option<String>), DirectoryError> {
         let what = format!("GET {} (list)", self.table_path);
         let mut query = vec![("pageSize", PAGE_SIZE)];
@@ -376,7 +437,7 @@ impl AirtableDirectory {
             query.push(("offset", offset));
         }
         let body = self
-            .fetch(&what, &self.table_url, &query, deadline)
+            .fetch(&what, &self.table_url, &query, budget)
             .await
             .map_err(DirectoryError::from)?;
         let list: ListJson = parse_body(&what, &body)?;
@@ -397,15 +458,16 @@ impl AirtableDirectory {
     }
 
     /// One request, paced and retried once after a 429 if the pause that
-    /// Airtable asks for fits before `deadline`. `what` names the request in
-    /// errors; the query (an email, perhaps) never does.
+    /// Airtable asks for fits before the deadline. `what` names the request
+    /// in errors; the query (an email, perhaps) never does.
     async fn fetch(
         &self,
         what: &str,
         url: &Url,
         query: &[(&str, &str)],
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<Vec<u8>, Failure> {
+        let deadline = budget.deadline;
         if Instant::now() >= deadline {
             // Checked first so that a call already too late takes no slot.
             return Err(unavailable(what, "deadline reached before sending"));
@@ -413,7 +475,7 @@ impl AirtableDirectory {
         let mut retried = false;
         loop {
             self.sit_out_pause(what, deadline).await?;
-            self.acquire(what, deadline).await?;
+            self.queue(what, budget).await?;
             match self.send(what, url, query, deadline).await {
                 Err(Failure::Api(e)) if e.status == StatusCode::TOO_MANY_REQUESTS => {
                     crate::metrics::directory_rate_limited();
@@ -484,6 +546,29 @@ impl AirtableDirectory {
         }
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers
+    }
+
+    /// Waits in line for a request slot, first come first served, or is
+    /// refused at once ([`DirectoryError::Busy`]) when the callers ahead
+    /// would take every slot until `budget.queue_until`. Without a line,
+    /// every waiter would wake at each slot, one would win, and a herd would
+    /// wait out its deadlines in no order at all.
+    async fn queue(&self, what: &str, budget: Budget) -> Result<(), Failure> {
+        let ahead = self.line.waiting.fetch_add(1, Ordering::SeqCst);
+        let _place = Place(&self.line.waiting);
+        // Everyone ahead takes a slot before this caller's turn comes.
+        let wait = self
+            .slot
+            .saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+        let now = Instant::now();
+        if now + wait > budget.queue_until.min(budget.deadline) {
+            let back_at = self.line.book(now + wait, self.slot);
+            return Err(Failure::Other(DirectoryError::Busy {
+                retry_after: back_at - now,
+            }));
+        }
+        let _head = self.line.head.lock().await;
+        self.acquire(what, budget.deadline).await
     }
 
     /// Waits for the next request slot, or fails at once if it would come
@@ -561,6 +646,7 @@ async fn observe<T>(
         Ok(v) => ok_label(v),
         Err(DirectoryError::Unavailable(_)) => "unavailable",
         Err(DirectoryError::Rejected(_)) => "rejected",
+        Err(DirectoryError::Busy { .. }) => "busy",
     };
     crate::metrics::directory_call(operation, result, started.elapsed());
     r
@@ -574,14 +660,17 @@ fn found(record: &Option<DirectoryRecord>) -> &'static str {
     }
 }
 
-fn limiter(requests_per_second: u32) -> Limiter {
-    // One request per slot, no bursts: with bursts, a sliding one-second
-    // window could see more than the limit. Each slot is 5% longer than
-    // 1/rate because Airtable counts arrivals, and requests sent exactly on
-    // time can arrive closer together (the first of a series usually pays
-    // for the connection) — a 429 costs a 30 s pause, 5% costs little.
+/// One request per slot, no bursts: with bursts, a sliding one-second
+/// window could see more than the limit. Each slot is 5% longer than
+/// 1/rate because Airtable counts arrivals, and requests sent exactly on
+/// time can arrive closer together (the first of a series usually pays
+/// for the connection) — a 429 costs a 30 s pause, 5% costs little.
+fn slot(requests_per_second: u32) -> Duration {
     let slot = Duration::from_secs(1) / requests_per_second;
-    let slot = slot + slot / 20;
+    slot + slot / 20
+}
+
+fn limiter(slot: Duration) -> Limiter {
     // `with_period` refuses only a zero slot, which takes a rate beyond a
     // billion per second.
     let quota = Quota::with_period(slot).unwrap_or(Quota::per_second(NonZeroU32::MAX));
@@ -914,5 +1003,62 @@ mod tests {
             Err(Failure::Other(DirectoryError::Unavailable(_)))
         ));
         assert!(start.elapsed() < Duration::from_millis(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_herd_waits_in_line_or_is_told_a_turn_of_its_own() {
+        let directory = std::sync::Arc::new(
+            AirtableDirectory::new(AirtableConfig {
+                api_url: "http://127.0.0.1:9".into(),
+                requests_per_second: 20,
+                ..AirtableConfig::new("appX", "People", SecretString::from("k"))
+            })
+            .unwrap(),
+        );
+        let slot = directory.slot;
+        let start = Instant::now();
+        let budget = Budget {
+            deadline: start + Duration::from_secs(10),
+            queue_until: start + Duration::from_millis(100),
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let d = directory.clone();
+            calls.spawn(async move {
+                let r = d.queue("t", budget).await.map_err(DirectoryError::from);
+                (i, r, Instant::now())
+            });
+        }
+        let mut answers: Vec<_> = calls.join_all().await;
+        answers.sort_by_key(|a| a.0);
+        // The first passes at once and the next two wait their slots: a
+        // fourth would be served after queue_until.
+        let served: Vec<Duration> = answers[..3]
+            .iter()
+            .map(|(_, r, at)| {
+                assert!(r.is_ok(), "{r:?}");
+                *at - start
+            })
+            .collect();
+        for (k, at) in served.iter().enumerate() {
+            // tokio's timer wakes on whole milliseconds.
+            let due = slot * k as u32;
+            assert!(
+                *at >= due && *at <= due + Duration::from_millis(1),
+                "{served:?}"
+            );
+        }
+        // The others are refused at once, each told a later slot.
+        let told: Vec<Duration> = answers[3..]
+            .iter()
+            .map(|(_, r, at)| {
+                assert_eq!(*at, start, "refused at once");
+                match r {
+                    Err(DirectoryError::Busy { retry_after }) => *retry_after,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(told, vec![slot * 2, slot * 3, slot * 4]);
     }
 }

@@ -6,7 +6,7 @@
 pub mod airtable;
 pub mod readthrough;
 
-pub use airtable::{AirtableConfig, AirtableDirectory, FieldNames};
+pub use airtable::{AirtableConfig, AirtableDirectory, Budget, FieldNames};
 
 /// One person as the directory holds them, before any validation: the
 /// caller decides what a missing email or an unknown status means.
@@ -35,6 +35,10 @@ pub enum DirectoryError {
     /// Airtable refuses, answers that make no sense.
     #[error("directory rejected the request: {0}")]
     Rejected(String),
+    /// Not sent: more callers are in line for the directory's request rate
+    /// than would get a turn in the time the caller may wait.
+    #[error("directory busy; retry in {retry_after:?}")]
+    Busy { retry_after: std::time::Duration },
 }
 
 impl DirectoryError {

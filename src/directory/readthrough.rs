@@ -2,7 +2,7 @@
 //! time, misses remembered for a while, and the fetched record applied
 //! through the one apply path as a `readthrough` event.
 
-use super::{AirtableDirectory, DirectoryError, DirectoryRecord};
+use super::{AirtableDirectory, Budget, DirectoryError, DirectoryRecord};
 use crate::event::{Email, EventRules, ParsedBody, RecordId};
 use crate::lookup::Key;
 use crate::provision::roles::RoleMap;
@@ -22,6 +22,9 @@ pub struct ReadThrough {
     negative_ttl: Duration,
     /// How long a lookup may wait on the directory.
     timeout: Duration,
+    /// How long a lookup may wait in line for a request slot; a herd past
+    /// that is told to come back (`DirectoryError::Busy`).
+    queue_wait: Duration,
     misses: Mutex<HashMap<Key, Instant>>,
     in_flight: Mutex<HashMap<Key, Fetch>>,
 }
@@ -39,11 +42,13 @@ impl ReadThrough {
         directory: Arc<AirtableDirectory>,
         negative_ttl: Duration,
         timeout: Duration,
+        queue_wait: Duration,
     ) -> Self {
         Self {
             directory,
             negative_ttl,
             timeout,
+            queue_wait,
             misses: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -52,10 +57,18 @@ impl ReadThrough {
     /// The lookup's read-through, when a directory is configured and
     /// `USER_READTHROUGH_FALLBACK_ENABLED` is on; otherwise the lookup
     /// never calls the directory.
-    pub fn from_config(directory: Option<&crate::config::DirectoryConfig>) -> Option<Arc<Self>> {
-        directory
-            .filter(|d| d.readthrough_enabled)
-            .map(|d| Arc::new(Self::new(d.airtable.clone(), d.negative_ttl, d.timeout)))
+    pub fn from_config(
+        directory: Option<&crate::config::DirectoryConfig>,
+        queue_wait: Duration,
+    ) -> Option<Arc<Self>> {
+        directory.filter(|d| d.readthrough_enabled).map(|d| {
+            Arc::new(Self::new(
+                d.airtable.clone(),
+                d.negative_ttl,
+                d.timeout,
+                queue_wait,
+            ))
+        })
     }
 
     fn remembered_miss(&self, key: &Key) -> bool {
@@ -83,12 +96,19 @@ impl ReadThrough {
             .entry(key.clone())
             .or_default()
             .clone();
-        let deadline = Instant::now() + self.timeout;
+        let now = Instant::now();
+        let budget = Budget {
+            deadline: now + self.timeout,
+            // Retry-After speaks in whole seconds, so the callers told to
+            // come back within one second arrive together: the line holds
+            // a second's worth of them.
+            queue_until: now + self.queue_wait.max(Duration::from_secs(1)),
+        };
         let result = cell
             .get_or_init(|| async {
                 let r = match key {
-                    Key::Email(e) => self.directory.find_by_email(e.as_str(), deadline).await,
-                    Key::Id(id) => self.directory.get(id.as_str(), deadline).await,
+                    Key::Email(e) => self.directory.find_by_email(e.as_str(), budget).await,
+                    Key::Id(id) => self.directory.get(id.as_str(), budget).await,
                 };
                 if let Ok(None) = r {
                     self.misses

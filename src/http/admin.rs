@@ -223,7 +223,14 @@ async fn provision_user(
     Path(id): Path<String>,
 ) -> Result<Json<admin::provision::Provisioned>, ApiError> {
     Ok(Json(
-        admin::provision::provision_one(&state.db, state.provider.as_ref(), &actor, &id).await?,
+        admin::provision::provision_one(
+            &state.db,
+            &state.runs,
+            state.provider.as_ref(),
+            &actor,
+            &id,
+        )
+        .await?,
     ))
 }
 
@@ -243,8 +250,14 @@ async fn reconcile(
     // Runs to the end even if the caller hangs up, so the audit row and
     // the report always match what was done.
     let task = tokio::spawn(async move {
-        admin::provision::reconcile_all(&state.db, state.provider.as_ref(), &actor, req.dry_run)
-            .await
+        admin::provision::reconcile_all(
+            &state.db,
+            &state.runs,
+            state.provider.as_ref(),
+            &actor,
+            req.dry_run,
+        )
+        .await
     });
     let report = task
         .await

@@ -55,6 +55,7 @@ async fn handle(
             tracing::warn!(%detail, "directory read-through failed");
             ApiError::DirectoryUnavailable
         }
+        LookupError::Overloaded(retry_after) => ApiError::Overloaded(retry_after),
         LookupError::Db(e) => ApiError::from_db(e),
     })?;
     Ok(match answer {
@@ -89,6 +90,7 @@ fn outcome(answer: &Result<Answer, LookupError>) -> &'static str {
         Ok(Answer::NotFound) => "not_found",
         Err(LookupError::DirectoryUnavailable(_)) => "directory_unavailable",
         Err(LookupError::ProvisioningPending(_)) => "provisioning_pending",
+        Err(LookupError::Overloaded(_)) => "overloaded",
         Err(LookupError::Db(_)) => "error",
     }
 }

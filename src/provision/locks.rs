@@ -14,9 +14,10 @@
 //! the pool when the job ends without releasing (an error path, a
 //! cancelled future), so a lock can never outlive its job.
 
+use crate::db::RunPool;
 use sha2::{Digest, Sha256};
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, Postgres};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use uuid::Uuid;
@@ -76,9 +77,9 @@ pub struct Locks {
 }
 
 impl Locks {
-    pub async fn new(db: &PgPool) -> Result<Self, sqlx::Error> {
+    pub async fn new(db: &RunPool) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            conn: Some(db.acquire().await?),
+            conn: Some(db.pool().acquire().await?),
             held: BTreeSet::new(),
         })
     }

@@ -44,13 +44,13 @@ pub mod reconcile;
 pub mod roles;
 pub mod worker;
 
+use crate::db::RunPool;
 use crate::event::Email;
 use locks::{Key, Locks};
 use person::{
     decide, link, link_new, link_row, load, Action, Decision, Facts, Occupant, Person, Step,
 };
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
-use sqlx::PgPool;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
@@ -91,7 +91,7 @@ impl ProvisionError {
 /// for, and reports what it did. No database row lock or transaction is held
 /// while the provider is called; the person's advisory locks are.
 pub async fn provision_person(
-    db: &PgPool,
+    db: &RunPool,
     provider: &dyn AuthProvider,
     email: &Email,
 ) -> Result<Action, ProvisionError> {
@@ -108,7 +108,7 @@ pub async fn provision_person(
 const MAX_ROUNDS: usize = 8;
 
 async fn provision(
-    db: &PgPool,
+    db: &RunPool,
     provider: &dyn AuthProvider,
     email: &Email,
 ) -> Result<Action, ProvisionError> {

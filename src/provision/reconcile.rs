@@ -4,10 +4,11 @@
 use super::person::{decide, Action, Decision, Facts, LinkRow, Occupant, Person, PersonRow};
 use super::provider::{AuthProvider, AuthUser, ProviderError};
 use super::provision_person;
+use crate::db::RunPool;
 use crate::event::Email;
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
@@ -81,7 +82,7 @@ async fn all_users(provider: &dyn AuthProvider) -> Result<Users, ProviderError> 
 }
 
 /// Every roster link: which row (email, live) each linked user belongs to.
-async fn all_links(db: &PgPool) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
+async fn all_links(db: &mut PgConnection) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select auth_user_id as "id!", email, status <> 'deleted' as "live!"
            from roster where auth_user_id is not null"#
@@ -102,14 +103,17 @@ async fn all_links(db: &PgPool) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
         .collect())
 }
 
-/// With `dry_run`, counts what would be done and changes nothing.
+/// With `dry_run`, counts what would be done and changes nothing. The
+/// roster is read through `db`, the caller's one main-pool connection;
+/// each person is provisioned on a connection of `runs` (see crate::db).
 pub async fn reconcile(
-    db: &PgPool,
+    db: &mut PgConnection,
+    runs: &RunPool,
     provider: &dyn AuthProvider,
     dry_run: bool,
 ) -> Result<Report, ReconcileError> {
     let users = all_users(provider).await?;
-    let links = all_links(db).await?;
+    let links = all_links(&mut *db).await?;
     let mut report = Report::default();
     let mut pending = Vec::new();
     let mut people = BTreeSet::new();
@@ -122,7 +126,7 @@ pub async fn reconcile(
            from roster where email is not null
            order by email, (status <> 'deleted') desc, profile_at desc, profile_event_id desc"#
     )
-    .fetch(db);
+    .fetch(&mut *db);
     let mut current: Option<Person> = None;
     let mut judge = |person: Person, report: &mut Report| {
         match decide(&facts(person.clone(), &users, &links)) {
@@ -173,7 +177,7 @@ pub async fn reconcile(
             }
             continue;
         }
-        match provision_person(db, provider, &email).await {
+        match provision_person(runs, provider, &email).await {
             // An orphan-only email is counted as orphaned, not as a person.
             Ok(_) if !people.contains(&email) => {}
             Ok(action) => report.count(action),

@@ -179,7 +179,10 @@ impl Worker {
         recorder: &Recorder,
     ) -> Option<Finish> {
         let email = Email::from_trusted(job.email.clone());
-        let work = provision_person(&self.db, self.provider.as_ref(), &email);
+        // The worker's pool is tier 2 (crate::db): claims and results never
+        // wait for another connection while holding one.
+        let runs = crate::db::RunPool::new(self.db.clone());
+        let work = provision_person(&runs, self.provider.as_ref(), &email);
         tokio::pin!(work);
         let mut renew = tokio::time::interval(self.cfg.lease / 3);
         renew.tick().await;

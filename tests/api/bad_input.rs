@@ -218,6 +218,7 @@ async fn a_directory_record_with_nul_is_ignored_not_a_5xx(db: PgPool) {
         Arc::new(AirtableDirectory::new(cfg).unwrap()),
         Duration::from_secs(60),
         Duration::from_secs(5),
+        Duration::from_secs(5),
     );
     let provider = Arc::new(LocalProvider::new(db.clone()));
     let app = TestApp::spawn_full(db, provider, Some(Arc::new(rt)), |_| {}).await;

@@ -57,6 +57,21 @@ fn bad_flag_value_stops_start_up() {
 }
 
 #[test]
+fn bad_overload_settings_stop_start_up() {
+    for (var, value, says) in [
+        ("LOOKUP_PROVISION_CONCURRENCY", "0", "at least 1"),
+        ("LOOKUP_PROVISION_CONCURRENCY", "5000", "at most 1000"),
+        ("LOOKUP_PROVISION_CONCURRENCY", "many", "many"),
+        ("LOOKUP_QUEUE_WAIT_MS", "600000", "at most 60000"),
+        ("LOOKUP_QUEUE_WAIT_MS", "-1", "-1"),
+    ] {
+        let env = [DB, ("AIRTABLE_USER_SYNC_SECRET", SECRET), (var, value)];
+        let line = assert_config_error(&rosterd(&["serve"], &env, b""), var);
+        assert!(line.contains(says), "{var}={value}: {line}");
+    }
+}
+
+#[test]
 fn missing_database_url_stops_start_up() {
     let out = rosterd(&["serve"], &[("AIRTABLE_USER_SYNC_SECRET", SECRET)], b"");
     assert_config_error(&out, "DATABASE_URL");

@@ -13,6 +13,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Tests that load the machine on purpose (a herd of thousands of
+/// clients) take this for writing, so that no other such test shares the
+/// two cores with them; the black-box stress tests take it for reading.
+pub static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A plain (UTF-8) secret, as the Airtable script uses.
 pub const SECRET: &str = "test-secret-0123456789";
 /// The login service's bearer token in tests.
@@ -47,6 +52,10 @@ pub fn config() -> Config {
         worker: None,
         // Tests read what they just wrote: no caching.
         metrics_gauges_max_age: std::time::Duration::ZERO,
+        lookup: rosterd::config::LookupConfig {
+            provision_concurrency: 8,
+            queue_wait: std::time::Duration::from_millis(250),
+        },
     }
 }
 
@@ -97,6 +106,12 @@ impl TestApp {
         let mut config = config();
         tweak(&mut config);
         let app = build_app(AppState {
+            // In-process tests run a handful of requests: one pool will do.
+            runs: rosterd::db::RunPool::new(db.clone()),
+            first_logins: rosterd::overload::Gate::new(
+                config.lookup.provision_concurrency,
+                config.lookup.queue_wait,
+            ),
             gauges: rosterd::metrics::Gauges::new(config.metrics_gauges_max_age),
             readthrough,
             provider,

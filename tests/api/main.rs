@@ -13,6 +13,7 @@ mod convergence;
 mod directory_client;
 mod gotrue;
 mod helpers;
+mod herd;
 mod inbound;
 mod logs;
 mod lookup;

@@ -29,6 +29,7 @@ async fn app(db: PgPool, at: &Airtable) -> TestApp {
         directory(at),
         Duration::from_secs(60),
         Duration::from_secs(5),
+        Duration::from_secs(5),
     );
     let provider = Arc::new(LocalProvider::new(db.clone()));
     TestApp::spawn_full(db, provider, Some(Arc::new(rt)), |_| {}).await
@@ -174,7 +175,7 @@ async fn read_through_off_asks_nobody(db: PgPool) {
         off.is_some(),
         "the directory itself is configured (sync can use it)"
     );
-    let readthrough = ReadThrough::from_config(off.as_ref());
+    let readthrough = ReadThrough::from_config(off.as_ref(), Duration::from_secs(1));
     assert!(readthrough.is_none());
     let provider = Arc::new(LocalProvider::new(db.clone()));
     let app = TestApp::spawn_full(db, provider, readthrough, |_| {}).await;
@@ -185,7 +186,9 @@ async fn read_through_off_asks_nobody(db: PgPool) {
         user_readthrough_fallback_enabled: true,
         ..args
     };
-    assert!(ReadThrough::from_config(on.resolve().unwrap().as_ref()).is_some());
+    assert!(
+        ReadThrough::from_config(on.resolve().unwrap().as_ref(), Duration::from_secs(1)).is_some()
+    );
 }
 
 #[sqlx::test]

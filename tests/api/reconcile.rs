@@ -3,10 +3,20 @@
 
 use crate::helpers::url_of;
 use crate::provisioning::Harness;
+use rosterd::db::RunPool;
 use rosterd::provision::provider::{Profile, UserUpdate};
 use rosterd::provision::reconcile::{reconcile, Report};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+
+/// A full reconcile of `h`'s roster, as `rosterd provision` runs it.
+async fn reconcile_now(h: &Harness, dry_run: bool) -> Report {
+    let mut conn = h.db.acquire().await.unwrap();
+    let runs = RunPool::new(h.db.clone());
+    reconcile(&mut conn, &runs, h.provider.as_ref(), dry_run)
+        .await
+        .unwrap()
+}
 
 fn report(c: [u64; 8]) -> Report {
     Report {
@@ -100,13 +110,13 @@ async fn mixed_fixture_exact_counters_then_all_unchanged(mut h: Harness) {
     mixed_fixture(&mut h).await;
     let before = h.all_users().await;
 
-    let dry = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
+    let dry = reconcile_now(&h, true).await;
     assert_eq!(dry, report([1, 1, 1, 1, 3, 2, 0, 0]));
     assert_eq!(h.all_users().await, before, "dry run changes nothing");
 
-    let real = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    let real = reconcile_now(&h, false).await;
     assert_eq!(real, report([1, 1, 1, 1, 3, 2, 0, 0]));
-    let again = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    let again = reconcile_now(&h, false).await;
     assert_eq!(again, report([0, 0, 0, 0, 7, 2, 0, 0]));
 
     // The strangers were left exactly as they were.
@@ -162,7 +172,7 @@ async fn more_than_ten_pages_of_supabase_users_are_all_read(db: PgPool) {
     .execute(&h.db)
     .await
     .unwrap();
-    let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    let r = reconcile_now(&h, false).await;
     assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0, 0]));
     assert!(
         g.requests("GET", "/admin/users") >= 11,
@@ -190,7 +200,7 @@ async fn more_than_ten_pages_of_users_are_all_read(db: PgPool) {
     .execute(&h.db)
     .await
     .unwrap();
-    let r = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    let r = reconcile_now(&h, false).await;
     assert_eq!(r, report([0, 0, 0, 0, 10_500, 0, 0, 0]));
 }
 
@@ -284,15 +294,15 @@ async fn orphans_are_counted_and_banned(mut h: Harness) {
         .await
         .unwrap();
     let before = h.all_users().await;
-    let dry = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
+    let dry = reconcile_now(&h, true).await;
     assert_eq!(dry, report([0, 0, 0, 0, 1, 1, 1, 0]));
     assert_eq!(h.all_users().await, before, "dry run changes nothing");
-    let real = reconcile(&h.db, h.provider.as_ref(), false).await.unwrap();
+    let real = reconcile_now(&h, false).await;
     assert_eq!(real, report([0, 0, 0, 0, 1, 1, 1, 0]));
     let now = h.user("p2@x.io").await.unwrap();
     assert_eq!(now.id, p2.id);
     assert!(now.banned);
-    let again = reconcile(&h.db, h.provider.as_ref(), true).await.unwrap();
+    let again = reconcile_now(&h, true).await;
     assert_eq!(again, report([0, 0, 0, 0, 1, 1, 0, 0]));
     let outsider = |users: &[rosterd::provision::provider::AuthUser]| {
         users.iter().find(|u| u.email == "outsider@x.io").cloned()
