@@ -56,8 +56,9 @@ test:
 schemathesis:
 	scripts/schemathesis.sh
 
-# The black-box convergence test at length: 4 cases (both providers, one and
-# two replicas) of STRESS_HISTORIES histories each, one case at a time.
+# The black-box convergence test at length: both providers, one and two
+# replicas, STRESS_HISTORIES histories each (Supabase's split between the
+# stand-in's two answers to a taken id or email), one case at a time.
 STRESS_HISTORIES ?= 250
 soak:
 	STRESS_HISTORIES=$(STRESS_HISTORIES) scripts/test.sh -- stress:: --test-threads=1 --nocapture

@@ -9,7 +9,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -162,9 +162,11 @@ impl Worker {
         tasks: &mut JoinSet<Option<Finish>>,
     ) {
         while let Ok(slot) = slots.clone().try_acquire_owned() {
-            let Some(job) = ready.next() else { break };
+            let Some((job, claimed)) = ready.next() else {
+                break;
+            };
             let (me, recorder) = (self.clone(), recorder.clone());
-            tasks.spawn(async move { me.run_job(job, slot, &recorder).await });
+            tasks.spawn(async move { me.run_job(job, claimed, slot, &recorder).await });
         }
     }
 
@@ -175,9 +177,14 @@ impl Worker {
     async fn run_job(
         &self,
         job: Claimed,
+        claimed: Instant,
         slot: OwnedSemaphorePermit,
         recorder: &Recorder,
     ) -> Option<Finish> {
+        if !self.still_ours(&job, claimed).await {
+            crate::metrics::job_finished("discarded");
+            return None;
+        }
         let email = Email::from_trusted(job.email.clone());
         // The worker's pool is tier 2 (crate::db): claims and results never
         // wait for another connection while holding one.
@@ -219,6 +226,38 @@ impl Worker {
         recorded
     }
 
+    /// Whether a job claimed ahead may still run. Nothing renews it while
+    /// it waits for a slot, and once it runs its first renewal comes a third
+    /// of the lease later; so a job that waited less than a third still has
+    /// a third of its lease to spare when that renewal lands (room for a
+    /// slow round trip), and runs as it is. One that waited longer (every
+    /// slot held by slow provider calls) is renewed first: if the lease ran
+    /// out and another worker claimed the job, it is that worker's to run,
+    /// and running it here too would act on the person twice. Renewing once
+    /// at the start, rather than every waiting job on a timer, costs one
+    /// statement and only when a job did wait that long.
+    async fn still_ours(&self, job: &Claimed, claimed: Instant) -> bool {
+        if claimed.elapsed() < self.cfg.lease / 3 {
+            return true;
+        }
+        match jobs::renew(&self.db, job, self.cfg.lease).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(
+                    job = job.id,
+                    "a job claimed ahead waited out its lease and another worker has it; not running it"
+                );
+                false
+            }
+            Err(e) => {
+                // Unknown whether it is still ours: leave it to its lease
+                // rather than risk running it beside another worker.
+                tracing::warn!(job = job.id, error = %e, "renewing a job claimed ahead failed; not running it");
+                false
+            }
+        }
+    }
+
     fn outcome(
         &self,
         job: &Claimed,
@@ -249,10 +288,12 @@ impl Worker {
 
 /// Claimed jobs waiting for a slot. Claiming a slot's worth at a time
 /// cost a claim statement per job; this claims in batches once it runs
-/// low, so at most `slots` jobs wait here, for less than one job's time.
+/// low, so at most `slots` jobs wait here, usually for less than one job's
+/// time. Each is kept with when it was claimed, for
+/// [`Worker::still_ours`].
 struct Prefetch {
     slots: usize,
-    jobs: VecDeque<Claimed>,
+    jobs: VecDeque<(Claimed, Instant)>,
 }
 
 impl Prefetch {
@@ -270,18 +311,21 @@ impl Prefetch {
             return Ok(false);
         }
         let want = self.slots - self.jobs.len();
+        // Taken before the claim, whose lease starts later: a job's wait is
+        // never underestimated.
+        let at = Instant::now();
         let claimed = jobs::claim(db, want as i64, lease).await?;
         let drained = claimed.len() < want;
-        self.jobs.extend(claimed);
+        self.jobs.extend(claimed.into_iter().map(|job| (job, at)));
         Ok(drained)
     }
 
-    fn next(&mut self) -> Option<Claimed> {
+    fn next(&mut self) -> Option<(Claimed, Instant)> {
         self.jobs.pop_front()
     }
 
     async fn give_back(&mut self, db: &PgPool) -> Result<(), sqlx::Error> {
-        let jobs: Vec<Claimed> = self.jobs.drain(..).collect();
+        let jobs: Vec<Claimed> = self.jobs.drain(..).map(|(job, _)| job).collect();
         if jobs.is_empty() {
             return Ok(());
         }

@@ -8,6 +8,13 @@
 //! - update merges `user_metadata` / `app_metadata` key by key, `null`
 //!   deleting a key (`internal/models/user.go`), and does not check email
 //!   uniqueness, so a taken email is a 500 from the unique index;
+//! - with [`GoTrue::set_conflict_shape`]`(`[`Shape::Status422`]`)` it acts
+//!   as versions and proxies that check ids and emails themselves: a taken
+//!   id on create is 422 `user_already_exists` ("User already registered",
+//!   the code supabase/auth gives a taken email on `/signup`; its admin API
+//!   does not check ids) and a taken email on update is 422
+//!   `email_exists`, neither touching the store; a taken email on create is
+//!   422 `email_exists` in both shapes;
 //! - `ban_duration` is a Go duration or `"none"`; `banned_until` is omitted
 //!   from the user JSON when unset;
 //! - `?filter=` is `email LIKE '%f%' OR user_metadata.full_name ILIKE '%f%'`
@@ -87,6 +94,16 @@ impl User {
     }
 }
 
+/// How a taken id or email is answered (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// supabase/auth's admin API: a bare 500 from the unique index.
+    #[default]
+    Status500,
+    /// A 422 with an error code, before anything is written.
+    Status422,
+}
+
 /// A canned answer for the next request(s), whatever they are.
 #[derive(Debug, Clone)]
 pub enum Failure {
@@ -117,6 +134,28 @@ struct Inner {
     legacy_errors: bool,
     omit_link_header: bool,
     last_api_version: Option<String>,
+    conflict_shape: Shape,
+    conflicts: Conflicts,
+}
+
+/// Creates and updates refused so far because an id or email was taken,
+/// whatever the shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conflicts {
+    pub email_on_create: usize,
+    pub id_on_create: usize,
+    pub email_on_update: usize,
+}
+
+impl Conflicts {
+    /// The answers that differ between the shapes.
+    pub fn shaped(&self) -> usize {
+        self.id_on_create + self.email_on_update
+    }
+
+    pub fn total(&self) -> usize {
+        self.email_on_create + self.shaped()
+    }
 }
 
 impl Inner {
@@ -252,6 +291,16 @@ impl GoTrue {
     /// only `X-Total-Count`.
     pub fn set_omit_link_header(&self, on: bool) {
         self.lock().omit_link_header = on;
+    }
+
+    /// How a taken id (create) or email (update) is answered from now on.
+    pub fn set_conflict_shape(&self, shape: Shape) {
+        self.lock().conflict_shape = shape;
+    }
+
+    /// How often a test met the answers it is about.
+    pub fn conflicts(&self) -> Conflicts {
+        self.lock().conflicts
     }
 
     /// The `X-Supabase-Api-Version` of the latest request.
@@ -537,6 +586,7 @@ async fn create_user(
     let email = validate_email(&email, v)?;
     let mut inner = g.lock();
     if inner.by_email.contains_key(&email) {
+        inner.conflicts.email_on_create += 1;
         return Err(reject(
             v,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -568,12 +618,21 @@ async fn create_user(
     };
     let ban = parse_ban(params.ban_duration.as_deref(), v)?;
     if inner.users.contains_key(&id) {
-        return Err(unique_violation(
-            v,
-            "Database error creating new user",
-            "users_pkey",
-            format!("Key (id)=({id}) already exists."),
-        ));
+        inner.conflicts.id_on_create += 1;
+        return Err(match inner.conflict_shape {
+            Shape::Status500 => unique_violation(
+                v,
+                "Database error creating new user",
+                "users_pkey",
+                format!("Key (id)=({id}) already exists."),
+            ),
+            Shape::Status422 => reject(
+                v,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "user_already_exists",
+                "User already registered",
+            ),
+        });
     }
     let now = Utc::now();
     let mut app_metadata = base_app_metadata();
@@ -638,12 +697,21 @@ async fn update_user(
             .get(email)
             .is_some_and(|holder| *holder != id)
         {
-            return Err(unique_violation(
-                v,
-                "Error updating user",
-                "users_email_partial_key",
-                format!("Key (email)=({email}) already exists."),
-            ));
+            inner.conflicts.email_on_update += 1;
+            return Err(match inner.conflict_shape {
+                Shape::Status500 => unique_violation(
+                    v,
+                    "Error updating user",
+                    "users_email_partial_key",
+                    format!("Key (email)=({email}) already exists."),
+                ),
+                Shape::Status422 => reject(
+                    v,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ),
+            });
         }
     }
     let Inner {

@@ -1,7 +1,7 @@
 //! The roster driving login accounts: each action, re-created records,
 //! email moves, adoption, the queue's guarantees, convergence.
 
-use crate::gotrue::{self, Failure, GoTrue};
+use crate::gotrue::{self, Failure, GoTrue, Shape};
 use crate::helpers::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
@@ -668,6 +668,232 @@ async fn a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(db: PgPool) {
     assert_eq!(h.drain().await.done, 2);
 }
 
+/// Who called the provider about whom, for telling which worker ran which
+/// person: one log shared by every worker's [`Logged`] provider.
+type CallLog = Arc<std::sync::Mutex<Vec<(&'static str, &'static str, String)>>>;
+
+/// A provider that records each call as (worker, call, email or user id)
+/// and holds the creates of `gated` emails until `open` turns true.
+struct Logged {
+    inner: Arc<dyn AuthProvider>,
+    worker: &'static str,
+    log: CallLog,
+    gated: Vec<String>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Logged {
+    fn note(&self, call: &'static str, subject: String) {
+        self.log.lock().unwrap().push((self.worker, call, subject));
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthProvider for Logged {
+    async fn get_user(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<AuthUser>, rosterd::provision::provider::ProviderError> {
+        self.note("get_user", id.to_string());
+        self.inner.get_user(id).await
+    }
+
+    async fn find_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<AuthUser>, rosterd::provision::provider::ProviderError> {
+        self.note("find_by_email", email.to_string());
+        self.inner.find_by_email(email).await
+    }
+
+    async fn create_user(
+        &self,
+        id: uuid::Uuid,
+        profile: &rosterd::provision::provider::Profile,
+    ) -> Result<AuthUser, rosterd::provision::provider::ProviderError> {
+        self.note("create_user", profile.email.clone());
+        if self.gated.contains(&profile.email) {
+            let mut open = self.open.clone();
+            open.wait_for(|open| *open).await.unwrap();
+        }
+        self.inner.create_user(id, profile).await
+    }
+
+    async fn update_user(
+        &self,
+        id: uuid::Uuid,
+        update: &rosterd::provision::provider::UserUpdate,
+    ) -> Result<AuthUser, rosterd::provision::provider::ProviderError> {
+        self.note("update_user", id.to_string());
+        self.inner.update_user(id, update).await
+    }
+
+    async fn list_users(
+        &self,
+        page: u32,
+        per_page: u32,
+    ) -> Result<rosterd::provision::provider::Page, rosterd::provision::provider::ProviderError>
+    {
+        self.inner.list_users(page, per_page).await
+    }
+}
+
+/// A job claimed ahead waits for a slot without its lease being renewed.
+/// When every slot is held past the lease, another worker takes the job
+/// over; the first worker must then not run it as well.
+#[sqlx::test]
+async fn a_job_claimed_ahead_whose_lease_passed_to_another_worker_is_not_run(db: PgPool) {
+    let mut h = Harness::local(db);
+    for i in 0..5 {
+        h.send(
+            "user.created",
+            &format!("rec{i}"),
+            &format!("p{i}@x.io"),
+            "active",
+        )
+        .await;
+    }
+    let log = CallLog::default();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    // Short, so that waiting it out is quick; renewals of the jobs that run
+    // come every third of it.
+    let lease = Duration::from_secs(3);
+    let worker = |name: &'static str, gated: &[&str]| {
+        let provider = Logged {
+            inner: h.provider.clone(),
+            worker: name,
+            log: log.clone(),
+            gated: gated.iter().map(|e| e.to_string()).collect(),
+            open: gate.clone(),
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with((*h.db.connect_options()).clone());
+        Worker::new(
+            pool,
+            Arc::new(provider),
+            WorkerConfig {
+                concurrency: 2,
+                lease,
+                poll_interval: Duration::from_millis(200),
+                max_attempts: 12,
+            },
+        )
+    };
+    let job = |email: &'static str| {
+        let db = h.db.clone();
+        async move {
+            sqlx::query_as::<_, (String, bool)>(
+                "select state, coalesce(lease_until < now(), false) from provisioning_jobs
+                 where email = $1",
+            )
+            .bind(email)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let calls = |worker: &str, call: &str| -> Vec<String> {
+        let log = log.lock().unwrap();
+        let mut v: Vec<String> = log
+            .iter()
+            .filter(|(w, c, _)| *w == worker && *c == call)
+            .map(|(_, _, s)| s.clone())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A: p0 runs through, p1 and p2 then hold both slots (their creates
+    // wait at the gate) and p3 is claimed ahead behind them.
+    let a = worker("A", &["p1@x.io", "p2@x.io"]);
+    let a = tokio::spawn(async move { a.drain().await });
+    assert!(
+        poll(Duration::from_secs(30), || async {
+            calls("A", "create_user") == ["p0@x.io", "p1@x.io", "p2@x.io"]
+                && job("p0@x.io").await.0 == "done"
+                && job("p3@x.io").await.0 == "running"
+                && job("p4@x.io").await.0 == "pending"
+        })
+        .await,
+        "A holds both slots with p3 claimed ahead: {:?}",
+        log.lock().unwrap()
+    );
+    // p3's lease runs out while it waits (p1's and p2's are renewed).
+    assert!(
+        poll(Duration::from_secs(30), || async { job("p3@x.io").await.1 }).await,
+        "p3's lease ran out"
+    );
+    assert_eq!(job("p1@x.io").await, ("running".to_string(), false));
+    assert_eq!(job("p2@x.io").await, ("running".to_string(), false));
+
+    // B takes p3 over (and p4, which was due) and runs both.
+    let b = tokio::time::timeout(Duration::from_secs(30), worker("B", &[]).drain())
+        .await
+        .expect("B is not held by anything")
+        .unwrap();
+    assert_eq!(b.done, 2, "{b:?}");
+    assert_eq!(calls("B", "create_user"), ["p3@x.io", "p4@x.io"]);
+
+    // A's slots free up: p3 is next in line there.
+    open.send(true).unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(30), a)
+        .await
+        .expect("A finishes once the gate opens")
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.done, a.retried, a.dead), (3, 0, 0), "{a:?}");
+
+    // Each person was created once, and A never acted on p3: no call of
+    // A's names p3's email or p3's user.
+    let users = h.all_users().await;
+    let email_of = |subject: &str| {
+        users
+            .iter()
+            .find(|u| u.id.to_string() == subject)
+            .map_or(subject.to_string(), |u| u.email.clone())
+    };
+    let mut creates: Vec<String> = [calls("A", "create_user"), calls("B", "create_user")].concat();
+    creates.sort();
+    assert_eq!(
+        creates,
+        ["p0@x.io", "p1@x.io", "p2@x.io", "p3@x.io", "p4@x.io"]
+    );
+    let touched_by_a: std::collections::BTreeSet<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(w, _, _)| *w == "A")
+        .map(|(_, _, s)| email_of(s))
+        .collect();
+    assert_eq!(
+        touched_by_a.into_iter().collect::<Vec<_>>(),
+        ["p0@x.io", "p1@x.io", "p2@x.io"],
+        "A ran p3 after its lease passed to B: {:?}",
+        log.lock().unwrap()
+    );
+    assert_eq!(users.len(), 5);
+    let attempts: Vec<(String, i64)> = sqlx::query_as(
+        "select j.email, count(a.id) from provisioning_jobs j
+           left join provisioning_attempts a on a.job_id = j.id
+          where j.state = 'done' group by j.email order by j.email",
+    )
+    .fetch_all(&h.db)
+    .await
+    .unwrap();
+    let once = |e: &str| (e.to_string(), 1);
+    assert_eq!(
+        attempts,
+        [
+            once("p0@x.io"),
+            once("p1@x.io"),
+            once("p2@x.io"),
+            once("p3@x.io"),
+            once("p4@x.io")
+        ]
+    );
+}
+
 /// A user of ours whose roster link was removed by hand is an orphan: the
 /// next job for its email bans it (no active holder) or links it back (an
 /// active holder), keeping its id; a user without the marker is never
@@ -902,6 +1128,163 @@ async fn a_create_whose_answer_was_lost_links_the_same_user(db: PgPool) {
             .unwrap();
     assert_eq!(link, Some(users[0].id));
 }
+
+// --- a taken id or email, in either shape GoTrue versions answer it -------
+
+/// The Supabase harness with the stand-in answering taken ids and emails
+/// in `shape`.
+async fn gotrue_answering(db: PgPool, shape: Shape) -> (Harness, GoTrue) {
+    let h = Harness::gotrue(db).await;
+    let g = h.gotrue.clone().unwrap();
+    g.set_conflict_shape(shape);
+    (h, g)
+}
+
+/// One drain settles it: no retry, no dead job, and the answer under test
+/// was met (`met` picks its count from what the stand-in refused).
+fn assert_settled_in_one_go(
+    r: &DrainReport,
+    g: &GoTrue,
+    shape: Shape,
+    met: fn(&gotrue::Conflicts) -> usize,
+) {
+    assert_eq!((r.retried, r.dead), (0, 0), "{shape:?}: {r:?}");
+    assert!(
+        met(&g.conflicts()) >= 1,
+        "{shape:?}: the answer under test never came: {:?}",
+        g.conflicts()
+    );
+}
+
+/// A re-created record under an email whose deterministic id went with
+/// the old record's new email: the create meets a taken id.
+async fn create_onto_a_taken_id_uses_another(db: PgPool, shape: Shape) {
+    let (mut h, g) = gotrue_answering(db, shape).await;
+    h.send("user.created", "recA", "old@x.io", "active").await;
+    h.drain_all().await;
+    h.send("user.updated", "recA", "new@x.io", "active").await;
+    h.drain_all().await;
+    let moved = h.user("new@x.io").await.unwrap();
+    assert_eq!(g.conflicts().total(), 0);
+
+    h.send("user.created", "recB", "old@x.io", "active").await;
+    let r = h.drain().await;
+    assert_settled_in_one_go(&r, &g, shape, |c| c.id_on_create);
+    assert_eq!(r.done, 1, "{shape:?}");
+    let old = h.user("old@x.io").await.expect("created under another id");
+    assert_ne!(old.id, moved.id);
+    assert_eq!(old.roster_id.as_deref(), Some("recB"));
+    assert!(!old.banned);
+    assert_eq!(h.user("new@x.io").await.unwrap(), moved, "{shape:?}");
+    assert_eq!(g.users().len(), 2);
+}
+
+/// A user from before rosterd holds the email: the create meets a taken
+/// email, and the run adopts the user.
+async fn create_onto_a_taken_email_adopts(db: PgPool, shape: Shape) {
+    let (mut h, g) = gotrue_answering(db, shape).await;
+    let existing = h.foreign_user("ada@x.io", "Pre-existing").await;
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let r = h.drain().await;
+    assert_settled_in_one_go(&r, &g, shape, |c| c.email_on_create);
+    assert_eq!(r.done, 1, "{shape:?}");
+    let users = g.users();
+    assert_eq!(users.len(), 1, "adopted, not duplicated");
+    assert_eq!(users[0].id, existing.id);
+    assert_eq!(h.action_for("ada@x.io").await, "updated");
+    assert_eq!(
+        h.user("ada@x.io").await.unwrap().roster_id.as_deref(),
+        Some("recA")
+    );
+}
+
+/// A person moves to an email on which an unlinked user of ours sits: the
+/// email change meets a taken email, the run parks (and bans) that user
+/// and moves the person's own user there.
+async fn an_email_change_onto_a_taken_email_parks_the_holder(db: PgPool, shape: Shape) {
+    let (mut h, g) = gotrue_answering(db, shape).await;
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    h.drain_all().await;
+    let ada = h.user("ada@x.io").await.unwrap();
+    // Ours (the marker) but linked to no row, as a crash could leave it.
+    let stray = h
+        .provider
+        .create_user(
+            uuid::Uuid::new_v4(),
+            &rosterd::provision::provider::Profile {
+                email: "grace@x.io".into(),
+                name: None,
+                roles: vec![],
+                roster_id: "recGone".into(),
+            },
+        )
+        .await
+        .unwrap();
+    h.send("user.updated", "recA", "grace@x.io", "active").await;
+    let r = h.drain().await;
+    assert_settled_in_one_go(&r, &g, shape, |c| c.email_on_update);
+    let grace = h.user("grace@x.io").await.unwrap();
+    assert_eq!(grace.id, ada.id, "the person's own user has the email");
+    assert!(!grace.banned);
+    let parked = g.user(stray.id).unwrap();
+    assert!(parked.email.ends_with("@rosterd.invalid"), "{parked:?}");
+    assert!(parked.is_banned());
+    assert!(h.user("ada@x.io").await.is_none());
+}
+
+/// `user_already_exists` for a taken email, as some versions send it: the
+/// run reads what is taken and adopts, as for `email_exists`.
+#[sqlx::test]
+async fn user_already_exists_for_a_taken_email_adopts(db: PgPool) {
+    let mut h = Harness::gotrue(db).await;
+    let g = h.gotrue.clone().unwrap();
+    let existing = h.foreign_user("ada@x.io", "Pre-existing").await;
+    g.fail_next(
+        1,
+        Failure::Canned {
+            status: 422,
+            headers: vec![("content-type", "application/json".into())],
+            body: r#"{"code":"user_already_exists","message":"User already registered"}"#.into(),
+        },
+    );
+    h.send("user.created", "recA", "ada@x.io", "active").await;
+    let r = h.drain().await;
+    assert_eq!((r.done, r.retried, r.dead), (1, 0, 0), "{r:?}");
+    assert_eq!(
+        g.requests("POST", "/admin/users"),
+        1,
+        "the canned answer was the create"
+    );
+    let users = g.users();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, existing.id);
+    assert_eq!(
+        h.user("ada@x.io").await.unwrap().roster_id.as_deref(),
+        Some("recA")
+    );
+}
+
+macro_rules! in_both_shapes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[sqlx::test]
+            async fn status_500(db: PgPool) {
+                super::$name(db, Shape::Status500).await
+            }
+            #[sqlx::test]
+            async fn status_422(db: PgPool) {
+                super::$name(db, Shape::Status422).await
+            }
+        }
+    )*};
+}
+
+in_both_shapes!(
+    create_onto_a_taken_id_uses_another,
+    create_onto_a_taken_email_adopts,
+    an_email_change_onto_a_taken_email_parks_the_holder,
+);
 
 #[sqlx::test]
 async fn rate_limited_job_waits_at_least_retry_after(db: PgPool) {

@@ -1,7 +1,9 @@
 //! Black-box convergence under concurrent delivery: the real binary (one
 //! or two replicas of `rosterd serve` on one database, worker on at
 //! concurrency 8), six senders posting shuffled histories with duplicates
-//! over HTTP while the workers run, against both providers.
+//! over HTTP while the workers run, against both providers, and with the
+//! GoTrue stand-in answering taken ids and emails in both shapes GoTrue
+//! versions use (a bare 500, or a 422 with a code).
 //!
 //! Each history is delivered twice into the same service, under two
 //! namespaces of record ids and emails: shuffled with duplicates by the six
@@ -9,12 +11,15 @@
 //! drain, both namespaces must show the same roster and the same logins
 //! (which emails can log in, with what metadata); every login must belong to
 //! its email's active holder through the row's link; no user of ours may be
-//! orphaned; and a dry-run reconcile must find nothing to do.
+//! orphaned; no job may die; and a dry-run reconcile must find nothing to
+//! do.
 //!
-//! `STRESS_HISTORIES` sets the number of histories per case (default 13,
-//! so 52 in `make test`); `make soak` runs many more.
+//! `STRESS_HISTORIES` sets the number of histories per provider and replica
+//! count (default 13, so 52 in `make test`); the Supabase cases split theirs
+//! between the two shapes (13 histories per shape by default), so the shapes
+//! cost no more than one Supabase run did. `make soak` runs many more.
 
-use crate::gotrue::{self, GoTrue};
+use crate::gotrue::{self, GoTrue, Shape};
 use crate::helpers::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -281,32 +286,66 @@ async fn dry_run(url: &str, gotrue: Option<&GoTrue>) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Dead jobs with their last errors; checked while draining (a dead job
+/// never drains, so waiting on would only hide it) and once more after.
+async fn dead_jobs(db: &PgPool) -> Vec<(String, Option<String>)> {
+    sqlx::query_as("select email, last_error from provisioning_jobs where state = 'dead'")
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
 async fn queue_drained(db: &PgPool) -> bool {
-    let (left, dead): (i64, i64) = sqlx::query_as(
-        "select count(*) filter (where state in ('pending', 'running')),
-                count(*) filter (where state = 'dead') from provisioning_jobs",
+    let left: i64 = sqlx::query_scalar(
+        "select count(*) from provisioning_jobs where state in ('pending', 'running')",
     )
     .fetch_one(db)
     .await
     .unwrap();
-    assert_eq!(dead, 0, "no job may die");
+    let dead = dead_jobs(db).await;
+    assert!(dead.is_empty(), "no job may die: {dead:?}");
     left == 0
 }
 
-pub async fn converge(opts: &PgConnectOptions, supabase: bool, replicas: usize, seed: u64) {
-    let histories: usize = std::env::var("STRESS_HISTORIES")
+/// Which auth provider a case runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Provider {
+    Local,
+    /// The GoTrue stand-in, answering taken ids and emails in this shape.
+    Supabase(Shape),
+}
+
+/// `STRESS_HISTORIES`, or 13.
+fn histories_per_case() -> usize {
+    std::env::var("STRESS_HISTORIES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(13);
+        .unwrap_or(13)
+}
+
+pub async fn converge(opts: &PgConnectOptions, provider: Provider, replicas: usize, seed: u64) {
+    converge_n(opts, provider, replicas, seed, histories_per_case()).await
+}
+
+pub async fn converge_n(
+    opts: &PgConnectOptions,
+    provider: Provider,
+    replicas: usize,
+    seed: u64,
+    histories: usize,
+) {
+    let started = std::time::Instant::now();
     let db = migrated(opts).await;
     let url = url_of(opts);
-    let g = if supabase {
-        let g = GoTrue::start().await;
-        // A little latency widens the windows in which jobs interleave.
-        g.set_latency(Duration::from_millis(2));
-        Some(g)
-    } else {
-        None
+    let g = match provider {
+        Provider::Local => None,
+        Provider::Supabase(shape) => {
+            let g = GoTrue::start().await;
+            g.set_conflict_shape(shape);
+            // A little latency widens the windows in which jobs interleave.
+            g.set_latency(Duration::from_millis(2));
+            Some(g)
+        }
     };
     let reader: Arc<dyn AuthProvider> = match &g {
         Some(g) => Arc::new(
@@ -346,6 +385,8 @@ pub async fn converge(opts: &PgConnectOptions, supabase: bool, replicas: usize, 
         .await,
         "the queue did not drain"
     );
+    let dead = dead_jobs(&db).await;
+    assert_eq!(dead, [], "seed {seed}: dead jobs");
 
     let users = all_users(reader.as_ref()).await;
     let mut diverged = Vec::new();
@@ -380,6 +421,34 @@ pub async fn converge(opts: &PgConnectOptions, supabase: bool, replicas: usize, 
     ] {
         assert_eq!(report[counter], 0, "seed {seed}: dry run {report}");
     }
+    let (failed, retried_jobs, most): (i64, i64, i32) = sqlx::query_as(
+        "select (select count(*) from provisioning_attempts where error is not null),
+                (select count(distinct job_id) from provisioning_attempts where error is not null),
+                (select coalesce(max(attempt), 0) from provisioning_attempts)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let errors: Vec<String> = sqlx::query_scalar(
+        "select distinct error from provisioning_attempts where error is not null limit 3",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let conflicts = g.as_ref().map(GoTrue::conflicts).unwrap_or_default();
+    if g.is_some() {
+        // Else the case would pass without testing the shape it is about.
+        assert!(
+            conflicts.shaped() > 0,
+            "seed {seed}: no taken id or email was ever answered: {conflicts:?}"
+        );
+    }
+    eprintln!(
+        "stress {provider:?}, {replicas} replica(s), {histories} histories: {conflicts:?}, \
+         {failed} failed attempts over {retried_jobs} jobs (at most attempt {most}) {errors:?}, \
+         0 dead, {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     drop(service);
     db.close().await;
 }
@@ -395,20 +464,50 @@ fn seed() -> u64 {
 
 #[sqlx::test]
 async fn local_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
-    converge(&opts, false, 1, seed()).await;
+    converge(&opts, Provider::Local, 1, seed()).await;
 }
 
 #[sqlx::test]
 async fn local_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
-    converge(&opts, false, 2, seed()).await;
+    converge(&opts, Provider::Local, 2, seed()).await;
+}
+
+/// A Supabase case's share of `STRESS_HISTORIES` in one shape: the two
+/// shapes split it, the larger half alternating with the replica count so
+/// each shape gets half of the total.
+async fn supabase(opts: &PgConnectOptions, shape: Shape, replicas: usize) {
+    let n = histories_per_case();
+    let larger = matches!(
+        (shape, replicas),
+        (Shape::Status500, 1) | (Shape::Status422, 2)
+    );
+    let share = if larger { n.div_ceil(2) } else { n / 2 };
+    converge_n(
+        opts,
+        Provider::Supabase(shape),
+        replicas,
+        seed(),
+        share.max(1),
+    )
+    .await;
 }
 
 #[sqlx::test]
-async fn supabase_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
-    converge(&opts, true, 1, seed()).await;
+async fn supabase_500_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
+    supabase(&opts, Shape::Status500, 1).await;
 }
 
 #[sqlx::test]
-async fn supabase_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
-    converge(&opts, true, 2, seed()).await;
+async fn supabase_422_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
+    supabase(&opts, Shape::Status422, 1).await;
+}
+
+#[sqlx::test]
+async fn supabase_500_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
+    supabase(&opts, Shape::Status500, 2).await;
+}
+
+#[sqlx::test]
+async fn supabase_422_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
+    supabase(&opts, Shape::Status422, 2).await;
 }

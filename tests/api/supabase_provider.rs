@@ -1,7 +1,7 @@
 //! `SupabaseProvider` against the GoTrue stand-in, always through the
 //! `AuthProvider` trait. No database involved.
 
-use crate::gotrue::{Failure, GoTrue, KEY};
+use crate::gotrue::{Conflicts, Failure, GoTrue, Shape, KEY};
 use rosterd::provision::provider::supabase::SupabaseProvider;
 use rosterd::provision::provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use secrecy::SecretString;
@@ -262,6 +262,199 @@ async fn update_onto_a_taken_email_is_email_exists() {
     };
     let err = p.update_user(id, &update).await.unwrap_err();
     assert_eq!(err, ProviderError::EmailExists);
+    assert_eq!(g.user(id).unwrap().email, "ada@x.io");
+}
+
+/// Both ways GoTrue versions answer a taken id or email (a bare 500, or a
+/// 422 with a code), in both error body shapes: each is named by what is
+/// taken, so the caller decides again instead of retrying or giving up.
+#[tokio::test]
+async fn taken_ids_and_emails_are_named_in_either_shape() {
+    for shape in [Shape::Status500, Shape::Status422] {
+        for legacy in [false, true] {
+            let case = format!("{shape:?} legacy={legacy}");
+            let g = GoTrue::start().await;
+            g.set_conflict_shape(shape);
+            g.set_legacy_errors(legacy);
+            let p = provider(&g);
+            let held = g.seed(Uuid::new_v4(), "old@x.io", json!({}), json!({}));
+            g.seed_email("grace@x.io");
+
+            let err = p
+                .create_user(held, &profile("ada@x.io", "Ada", "recA"))
+                .await
+                .unwrap_err();
+            assert_eq!(err, ProviderError::IdExists, "create, taken id: {case}");
+            assert_eq!(
+                g.requests("GET", "/admin/users/{id}"),
+                1,
+                "one look at the id: {case}"
+            );
+
+            let err = p
+                .create_user(Uuid::new_v4(), &profile("Grace@x.io", "G", "recG"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ProviderError::EmailExists,
+                "create, taken email: {case}"
+            );
+
+            let ada = Uuid::new_v4();
+            p.create_user(ada, &profile("ada@x.io", "Ada", "recA"))
+                .await
+                .unwrap();
+            let onto_grace = UserUpdate {
+                profile: Some(profile("grace@x.io", "Ada", "recA")),
+                banned: None,
+            };
+            let err = p.update_user(ada, &onto_grace).await.unwrap_err();
+            assert_eq!(
+                err,
+                ProviderError::EmailExists,
+                "update, taken email: {case}"
+            );
+
+            let met = Conflicts {
+                email_on_create: 1,
+                id_on_create: 1,
+                email_on_update: 1,
+            };
+            assert_eq!(g.conflicts(), met, "each answer was a conflict: {case}");
+            assert_eq!(g.user(held).unwrap().email, "old@x.io", "{case}");
+            assert_eq!(g.user(ada).unwrap().email, "ada@x.io", "{case}");
+            assert_eq!(g.users().len(), 3, "{case}");
+        }
+    }
+}
+
+/// A 422 in any of the shapes versions and proxies use for "taken".
+fn taken(body: serde_json::Value) -> Failure {
+    Failure::Canned {
+        status: 422,
+        headers: vec![("content-type", "application/json".into())],
+        body: body.to_string(),
+    }
+}
+
+/// `user_already_exists` means a taken email to some servers and a taken
+/// id to others, and servers from before error codes send only a message:
+/// what is taken is read from the provider, not from the answer.
+#[tokio::test]
+async fn a_conflict_on_create_is_told_apart_by_reading_the_id() {
+    let answers = [
+        json!({"code": "user_already_exists", "message": "User already registered"}),
+        json!({"code": "email_exists", "message": "A user with this email address has already been registered"}),
+        json!({"code": 422, "msg": "A user with this email address has already been registered"}),
+        json!({"code": 422, "msg": "User already registered"}),
+    ];
+    for answer in answers {
+        let g = GoTrue::start().await;
+        let p = provider(&g);
+        let held = g.seed(Uuid::new_v4(), "old@x.io", json!({}), json!({}));
+
+        // The id is another user's: whatever the code says, it is the id.
+        g.fail_next(1, taken(answer.clone()));
+        let err = p
+            .create_user(held, &profile("ada@x.io", "Ada", "recA"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, ProviderError::IdExists, "{answer}");
+
+        // The id is free: only the email can be taken.
+        g.fail_next(1, taken(answer.clone()));
+        let err = p
+            .create_user(Uuid::new_v4(), &profile("old@x.io", "Old", "recO"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, ProviderError::EmailExists, "{answer}");
+
+        // The id holds our own user (an earlier create whose answer was
+        // lost): the email is taken by it, and the caller adopts it.
+        g.fail_next(1, taken(answer.clone()));
+        let err = p
+            .create_user(held, &profile("OLD@x.io", "Old", "recO"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, ProviderError::EmailExists, "{answer}");
+        assert_eq!(g.users().len(), 1, "{answer}");
+    }
+
+    // A proxy's 409 is read the same way.
+    let g = GoTrue::start().await;
+    let p = provider(&g);
+    let held = g.seed_email("old@x.io");
+    g.fail_next(
+        1,
+        Failure::Canned {
+            status: 409,
+            headers: vec![("content-type", "application/json".into())],
+            body: r#"{"message":"duplicate key value violates unique constraint"}"#.into(),
+        },
+    );
+    let err = p
+        .create_user(held, &profile("ada@x.io", "Ada", "recA"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ProviderError::IdExists);
+}
+
+/// When the look-up that would explain a conflict fails, the create is
+/// tried again later: a conflict is never a dead end.
+#[tokio::test]
+async fn a_conflict_that_cannot_be_explained_yet_is_transient() {
+    let g = GoTrue::start().await;
+    let p = provider(&g);
+    g.fail_next(
+        1,
+        taken(json!({"code": "user_already_exists", "message": "User already registered"})),
+    );
+    g.fail_next(1, Failure::ServerError);
+    let err = p
+        .create_user(Uuid::new_v4(), &profile("ada@x.io", "Ada", "recA"))
+        .await
+        .unwrap_err();
+    assert_transient(&err);
+    assert!(
+        err.to_string().contains("user_already_exists"),
+        "names the conflict: {err}"
+    );
+    assert_eq!(g.requests("GET", "/admin/users/{id}"), 1);
+}
+
+/// An update names no new id, so any conflict on it is the email; a ban,
+/// which changes no email, cannot conflict.
+#[tokio::test]
+async fn a_conflict_on_an_email_change_is_email_exists() {
+    let g = GoTrue::start().await;
+    let p = provider(&g);
+    let id = g.seed_email("ada@x.io");
+    let change = UserUpdate {
+        profile: Some(profile("grace@x.io", "Ada", "recA")),
+        banned: None,
+    };
+    for answer in [
+        json!({"code": "user_already_exists", "message": "User already registered"}),
+        json!({"code": 422, "msg": "A user with this email address has already been registered"}),
+    ] {
+        g.fail_next(1, taken(answer.clone()));
+        assert_eq!(
+            p.update_user(id, &change).await.unwrap_err(),
+            ProviderError::EmailExists,
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        g.total_requests(),
+        2,
+        "no look-up here: the caller looks the email up"
+    );
+    g.fail_next(
+        1,
+        taken(json!({"code": "email_exists", "message": "A user with this email address has already been registered"})),
+    );
+    assert_permanent(&p.update_user(id, &ban(true)).await.unwrap_err());
     assert_eq!(g.user(id).unwrap().email, "ada@x.io");
 }
 

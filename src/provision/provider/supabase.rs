@@ -1,14 +1,28 @@
 //! Supabase Auth (GoTrue) admin API client.
 //!
 //! Behaviour of the real server that this module relies on (supabase/auth,
-//! `internal/api/admin.go`, `internal/models/user.go`, `internal/api/errors.go`):
-//! - Admin create checks the email before it inserts, so a taken email is a
-//!   422 `email_exists`. A taken *id* is not checked at all: the insert
-//!   violates the primary key and the answer is a bare 500
-//!   (`unexpected_failure`, "Database error creating new user"). A 500 on
-//!   create is therefore followed by one read of the id to tell the two apart.
-//! - Admin update does not check email uniqueness either; moving a user onto
-//!   a taken email violates the unique index and is also a bare 500.
+//! `internal/api/admin.go`, `internal/api/apierrors/errorcode.go`,
+//! `internal/api/errors.go`, `internal/api/signup.go`, `internal/models/user.go`;
+//! read at an early `supabase/gotrue` module version and at a 2025 one):
+//! - Admin create (`adminUserCreate`) checks the email before it inserts, so
+//!   a taken email is a 422 `email_exists` with "A user with this email
+//!   address has already been registered" (`DuplicateEmailMsg`); versions
+//!   from before error codes send the same 422 with the message alone. A
+//!   taken *id* (a custom `id` is accepted by later versions) is not checked
+//!   at all: the insert violates the primary key and the answer is a bare
+//!   500 (`unexpected_failure`, "Database error creating new user").
+//! - Admin update (`adminUserUpdate`) does not check email uniqueness
+//!   either; moving a user onto a taken email violates the unique index and
+//!   is a bare 500 ("Error updating user").
+//! - `user_already_exists` (422 "User already registered") is what `/signup`
+//!   answers for a taken email; the admin endpoints of supabase/auth never
+//!   send it, but other versions and proxies in front of GoTrue answer 422
+//!   `email_exists` or `user_already_exists` (or 409), for a taken id or a
+//!   taken email alike. So the code only says "something is taken": a
+//!   refused create is told apart by reading the id, and every such answer
+//!   becomes [`ProviderError::EmailExists`] or [`ProviderError::IdExists`],
+//!   from which the provisioning run decides again with what the provider
+//!   holds, instead of retrying the same request.
 //! - `app_metadata` and `user_metadata` are merged key by key on update, and
 //!   a `null` value deletes its key.
 //! - `?filter=` is `email LIKE '%f%' OR user_metadata.full_name ILIKE '%f%'`:
@@ -204,8 +218,12 @@ impl SupabaseProvider {
         Ok(Page { users, next })
     }
 
-    /// After a 5xx on create: did the insert trip over an id that another
-    /// user already holds? Anything short of a clear "yes" keeps the
+    /// After a create refused as a conflict (422 `email_exists` /
+    /// `user_already_exists`, 409) or failed with a 5xx: did it trip over
+    /// an id that another user already holds? For a conflict, an id that is
+    /// free (or held by a user with our email) leaves only the email, so
+    /// the answer is [`ProviderError::EmailExists`] and the caller looks the
+    /// email up. For a 5xx, anything short of a clear "yes" keeps the
     /// original error, so the caller's retry (which then meets
     /// `email_exists` if our insert did commit) settles it.
     async fn explain_create_failure(
@@ -214,10 +232,15 @@ impl SupabaseProvider {
         profile: &Profile,
         original: ApiError,
     ) -> ProviderError {
+        let conflict = original.is_conflict();
         match self.fetch_user(id).await {
             Ok(Some(holder)) if !holder.email.eq_ignore_ascii_case(profile.email.trim()) => {
                 ProviderError::IdExists
             }
+            Ok(_) if conflict => ProviderError::EmailExists,
+            // Which of the two clashed is unknown: try again later rather
+            // than call a conflict permanent.
+            Err(e) if conflict => original.unexplained(&ProviderError::from(e)),
             _ => original.into_provider_error(),
         }
     }
@@ -292,8 +315,7 @@ impl AuthProvider for SupabaseProvider {
             .await
         {
             Ok(reply) => Ok(reply.json::<UserJson>()?.into_auth_user()?),
-            Err(CallError::Api(e)) if e.is_email_exists() => Err(ProviderError::EmailExists),
-            Err(CallError::Api(e)) if e.status.is_server_error() => {
+            Err(CallError::Api(e)) if e.is_conflict() || e.status.is_server_error() => {
                 Err(self.explain_create_failure(id, profile, e).await)
             }
             Err(e) => Err(e.into()),
@@ -320,6 +342,11 @@ impl AuthProvider for SupabaseProvider {
         {
             Ok(reply) => Ok(reply.json::<UserJson>()?.into_auth_user()?),
             Err(CallError::Api(e)) if e.is_user_not_found() => Err(ProviderError::NotFound),
+            // An update names no new id, so a conflict can only be the
+            // email; the caller looks it up and decides again.
+            Err(CallError::Api(e)) if e.is_conflict() && update.profile.is_some() => {
+                Err(ProviderError::EmailExists)
+            }
             Err(CallError::Api(e)) if e.status.is_server_error() => match &update.profile {
                 Some(profile) => Err(self.explain_update_failure(id, &profile.email, e).await),
                 None => Err(e.into_provider_error()),
@@ -423,15 +450,24 @@ impl ApiError {
         }
     }
 
-    fn is_email_exists(&self) -> bool {
-        self.status == StatusCode::UNPROCESSABLE_ENTITY
-            && (self.code.as_deref() == Some("email_exists")
-                // Servers from before error codes only had the message.
-                || (self.code.is_none()
-                    && self
-                        .message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("already been registered"))))
+    /// "Something you asked for is taken", in any of the shapes servers
+    /// and proxies use: 422 `email_exists` / `user_already_exists`, the
+    /// same 422 with only a message (servers from before error codes), or
+    /// 409. Which thing is taken is for the caller to find out.
+    fn is_conflict(&self) -> bool {
+        match self.status {
+            StatusCode::CONFLICT => true,
+            StatusCode::UNPROCESSABLE_ENTITY => match self.code.as_deref() {
+                Some(code) => matches!(code, "email_exists" | "user_already_exists"),
+                None => self.message.as_deref().is_some_and(|m| {
+                    let m = m.to_ascii_lowercase();
+                    m.contains("already been registered")
+                        || m.contains("already registered")
+                        || m.contains("already exists")
+                }),
+            },
+            _ => false,
+        }
     }
 
     /// Only GoTrue's own "no such user" counts: a 404 from a wrong base URL
@@ -441,6 +477,20 @@ impl ApiError {
         self.status == StatusCode::NOT_FOUND
             && (self.code.as_deref() == Some("user_not_found")
                 || (self.code.is_none() && self.message.as_deref() == Some("User not found")))
+    }
+
+    /// A conflict that could not be explained because the look-up failed:
+    /// transient, with both reasons.
+    fn unexplained(&self, lookup: &ProviderError) -> ProviderError {
+        let mut message = format!("{}: HTTP {}", self.what, self.status.as_u16());
+        if let Some(code) = &self.code {
+            message.push_str(&format!(" {code}"));
+        }
+        message.push_str(&format!("; looking up what is taken failed: {lookup}"));
+        ProviderError::Transient {
+            message,
+            retry_after: lookup_retry_after(lookup),
+        }
     }
 
     fn into_provider_error(self) -> ProviderError {
@@ -462,6 +512,13 @@ impl ApiError {
         } else {
             ProviderError::Permanent { message }
         }
+    }
+}
+
+fn lookup_retry_after(e: &ProviderError) -> Option<Duration> {
+    match e {
+        ProviderError::Transient { retry_after, .. } => *retry_after,
+        _ => None,
     }
 }
 
