@@ -13,16 +13,15 @@
 //! answered.
 
 use crate::airtable::{self, Airtable};
-use crate::gotrue::{self, GoTrue};
+use crate::binary::*;
+use crate::gotrue::GoTrue;
 use crate::helpers::*;
 use rosterd::provision::provider::local::LocalProvider;
-use rosterd::provision::provider::supabase::SupabaseProvider;
 use rosterd::provision::provider::AuthProvider;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,51 +31,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Provisioned before the herd, then looked up throughout it.
 const KNOWN: usize = 50;
 const WAVES: [usize; 2] = [200, 2_000];
-
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn provider_vars(gotrue: Option<&GoTrue>) -> Vec<(&'static str, String)> {
-    match gotrue {
-        Some(g) => vec![
-            ("AUTH_PROVIDER", "supabase".into()),
-            ("SUPABASE_URL", g.url().into()),
-            ("SUPABASE_SERVICE_ROLE_KEY", gotrue::KEY.into()),
-        ],
-        None => vec![("AUTH_PROVIDER", "local".into())],
-    }
-}
-
-/// `rosterd serve` with its defaults but for what a test must set.
-async fn serve(url: &str, vars: Vec<(&'static str, String)>) -> Service {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosterd"));
-    cmd.arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("AIRTABLE_USER_SYNC_SECRET", SECRET)
-        .env("LOGIN_API_TOKENS", LOGIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .envs(vars)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let service = Service {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    wait_ready(&reqwest::Client::new(), &service.base).await;
-    service
-}
 
 fn email(i: usize) -> String {
     format!("first{i:05}@herd.example")
@@ -270,40 +224,6 @@ async fn auth_users(reader: &dyn AuthProvider) -> BTreeMap<String, Vec<String>> 
     by_email
 }
 
-/// A CLI verb that must succeed; its standard output.
-async fn cli(args: &[&str], url: &str, vars: Vec<(&'static str, String)>) -> Vec<u8> {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
-        .args(args)
-        .env_clear()
-        .env("DATABASE_URL", url)
-        .envs(vars)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rosterd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// `rosterd provision --dry-run --json`, as an operator runs it afterwards.
-async fn assert_no_drift(url: &str, vars: Vec<(&'static str, String)>) {
-    let out = cli(&["provision", "--dry-run", "--json"], url, vars).await;
-    let report: Value = serde_json::from_slice(&out).unwrap();
-    for counter in [
-        "created",
-        "restored",
-        "decommissioned",
-        "updated",
-        "orphaned",
-        "failed",
-    ] {
-        assert_eq!(report[counter], 0, "dry run after the herd: {report}");
-    }
-}
-
 /// Each person ends with exactly one auth user, the one their lookup named
 /// and their roster row links.
 async fn assert_one_user_each(
@@ -335,17 +255,7 @@ async fn first_logins(opts: &PgConnectOptions, supabase: bool) {
     } else {
         None
     };
-    let reader: Arc<dyn AuthProvider> = match &g {
-        Some(g) => Arc::new(
-            SupabaseProvider::new(
-                g.url(),
-                gotrue::KEY.to_string().into(),
-                Duration::from_secs(10),
-            )
-            .unwrap(),
-        ),
-        None => Arc::new(LocalProvider::new(db.clone())),
-    };
+    let reader = reader(g.as_ref(), &db);
     let total = KNOWN + WAVES.iter().sum::<usize>();
     seed(&url, &db, total).await;
     let service = serve(&url, provider_vars(g.as_ref())).await;
@@ -383,7 +293,7 @@ async fn first_logins(opts: &PgConnectOptions, supabase: bool) {
     assert_eq!(named.len(), total);
     assert_one_user_each(&db, reader.as_ref(), &named).await;
     drop(service);
-    assert_no_drift(&url, provider_vars(g.as_ref())).await;
+    assert_no_drift(&url, g.as_ref(), "after the herd").await;
     db.close().await;
 }
 
@@ -434,6 +344,6 @@ async fn first_logins_from_the_directory(_p: PgPoolOptions, opts: PgConnectOptio
     assert_eq!(named.len(), PEOPLE);
     assert_one_user_each(&db, &LocalProvider::new(db.clone()), &named).await;
     drop(service);
-    assert_no_drift(&url, provider_vars(None)).await;
+    assert_no_drift(&url, None, "after the directory herd").await;
     db.close().await;
 }

@@ -6,6 +6,7 @@ mod admin;
 mod airtable;
 mod airtable_script;
 mod bad_input;
+mod binary;
 mod cli;
 mod concurrency;
 mod console;
