@@ -4,8 +4,8 @@
 use crate::provision::provider::local::LocalProvider;
 use crate::provision::provider::supabase::SupabaseProvider;
 use crate::provision::provider::AuthProvider;
-use crate::provision::roles::RoleMap;
 use crate::provision::worker::WorkerConfig;
+use crate::roles::RoleMap;
 use crate::signature::{Key, Verifier};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
@@ -497,6 +497,7 @@ pub struct RoleArgs {
 impl RoleArgs {
     pub fn resolve(&self) -> Result<RoleMap, ConfigError> {
         RoleMap::parse(&self.role_map, &self.role_defaults)
+            .map_err(|m| ConfigError::new("ROLE_MAP", m))
     }
 }
 
@@ -615,6 +616,17 @@ pub fn parse_keys(secrets: Option<&SecretString>) -> Result<Vec<Key>, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_role_map_entry_names_the_variable() {
+        for bad in ["admins", "=admin", "admins=", "a=b=c"] {
+            let args = RoleArgs {
+                role_map: bad.into(),
+                role_defaults: String::new(),
+            };
+            assert_eq!(args.resolve().unwrap_err().var, "ROLE_MAP", "{bad}");
+        }
+    }
 
     #[test]
     fn flags() {

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod overload;
 pub mod provision;
 pub mod retention;
+pub mod roles;
 pub mod roster;
 pub mod signature;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use super::audit;
 use super::events::{matching, EventFilter};
 use super::AdminError;
 use crate::event::{EventId, EventRules};
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 use crate::roster::apply::{reapply, Reapplied};
 use crate::roster::store;
 use crate::roster::Outcome;

@@ -5,7 +5,7 @@
 use super::{AirtableDirectory, Budget, DirectoryError, DirectoryRecord};
 use crate::event::{Email, EventRules, ParsedBody, RecordId};
 use crate::lookup::Key;
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 use crate::roster::{ingest, ApplyError, Outcome, Source};
 use serde_json::{json, Value};
 use sqlx::PgPool;

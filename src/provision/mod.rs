@@ -41,7 +41,6 @@ pub mod locks;
 pub mod person;
 pub mod provider;
 pub mod reconcile;
-pub mod roles;
 pub mod worker;
 
 use crate::db::RunPool;

@@ -4,7 +4,7 @@
 use super::merge::merge;
 use super::store;
 use crate::event::{Change, EventId, EventRules, EventType, ParsedBody, UserEvent};
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 use sqlx::{PgConnection, PgPool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use super::apply::{ingest_batch, Source};
 use super::store;
 use crate::event::{BodyError, EventRules, ParsedBody};
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;

@@ -1,7 +1,7 @@
 //! The newest-wins rule, free of I/O so it can be tested exhaustively.
 
 use crate::event::{Change, Email, OrderKey, Profile, ProfileStatus, UserEvent};
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileRegister {

@@ -3,7 +3,7 @@
 
 use super::merge::{ProfileRegister, Registers, RowStatus};
 use crate::event::{Change, Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
-use crate::provision::roles::RoleMap;
+use crate::roles::RoleMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;

@@ -5,7 +5,7 @@ use crate::helpers::fresh_database;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rosterd::event::{Email, ParsedBody};
-use rosterd::provision::roles::RoleMap;
+use rosterd::roles::RoleMap;
 use rosterd::roster::apply::ingest_batch;
 use rosterd::roster::{ingest, store, Source};
 use serde_json::{json, Value};

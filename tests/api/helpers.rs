@@ -3,7 +3,7 @@
 
 use rosterd::config::{Config, DatabaseConfig, ProviderConfig};
 use rosterd::provision::provider::local::LocalProvider;
-use rosterd::provision::roles::RoleMap;
+use rosterd::roles::RoleMap;
 use rosterd::signature::{Key, Verifier};
 use rosterd::{build_app, run_http, AppState};
 use serde_json::{json, Value};
