@@ -8,7 +8,7 @@ use crate::directory::readthrough::ReadThrough;
 use crate::provision::worker::Worker;
 use crate::signature::Key;
 use crate::telemetry::LogFormat;
-use crate::{build_app, db, run_http, telemetry, AppState};
+use crate::{build_app, db, telemetry, AppState};
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Read;
@@ -535,21 +535,6 @@ async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<sqlx::Pg
         .map_err(|e| anyhow::anyhow!("cannot connect to the database (DATABASE_URL): {e}"))
 }
 
-/// A listening socket whose accept queue holds a launch-day herd: with
-/// tokio's default of 1,024, the 1,025th simultaneous connect is dropped
-/// and its client waits a second (then three) before trying again. The
-/// kernel caps the backlog at `net.core.somaxconn` (4,096 by default).
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = match addr {
-        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    // As std's and tokio's own bind: a restart need not wait out TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
-}
-
 fn build_provider(
     provider: &crate::config::ProviderConfig,
     db: &crate::config::DatabaseConfig,
@@ -568,6 +553,7 @@ async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = args.resolve()?;
+    let limits = http_limits(&args, &config)?;
     // Before the worker starts, so that its first jobs are counted too.
     crate::metrics::install();
     let pool = connect(&config.db).await?;
@@ -575,9 +561,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.rls_check_enabled {
         check_rls(&pool).await?;
     }
-    let listener = listen(config.bind_addr)
+    let listener = crate::http::server::listen(config.bind_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", config.bind_addr))?;
-    tracing::info!(addr = %config.bind_addr, webhook = config.webhook_enabled, "rosterd listening");
+    tracing::info!(addr = %config.bind_addr, webhook = config.webhook_enabled,
+                   max_connections = limits.max_connections, "rosterd listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let provider = build_provider(&config.provider, &config.db)?;
@@ -608,7 +595,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         config: Arc::new(config),
         provider,
     });
-    let served = run_http(listener, app, shutdown.clone().cancelled_owned()).await;
+    let served =
+        crate::http::server::serve(listener, app, limits, shutdown.clone().cancelled_owned()).await;
     // The HTTP server only returns early on an error: stop the worker too.
     shutdown.cancel();
     if let Some(worker) = worker {
@@ -618,6 +606,29 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     pool.close().await;
     tracing::info!("rosterd stopped");
     Ok(())
+}
+
+/// The client time-outs and connection cap, the cap fitted under the
+/// open-file limit (raised to its hard limit first) beside the database
+/// pools.
+fn http_limits(
+    args: &ServeArgs,
+    config: &crate::config::Config,
+) -> Result<crate::http::server::Limits, Failure> {
+    use crate::http::server::descriptors;
+    // Every pool of crate::db: main, inline provisioning, the local
+    // provider's accounts (counted whatever the provider), the worker's.
+    let pools = u64::from(config.db.max_connections)
+        + config.lookup.provision_concurrency as u64
+        + 2
+        + u64::from((config.db.max_connections / 4).max(2))
+        + config
+            .worker
+            .as_ref()
+            .map_or(0, |w| w.concurrency as u64 + 2);
+    let limit = descriptors::raise_limit();
+    let available = limit.map(|l| l.saturating_sub(pools + descriptors::HEADROOM));
+    Ok(args.http.resolve(available, limit)?)
 }
 
 /// Other roles (Supabase's `authenticated`) read this database under the

@@ -74,14 +74,13 @@ async fn not_found() -> error::ApiError {
     error::ApiError::NotFound
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets the
-/// requests in flight finish.
+/// Serves `app` on `listener` with the default client time-outs and
+/// connection cap until `shutdown` resolves, then lets the requests in
+/// flight finish ([`http::server::serve`] takes the configured ones).
 pub async fn run_http(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    http::server::serve(listener, app, http::server::Limits::default(), shutdown).await
 }

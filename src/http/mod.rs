@@ -6,5 +6,6 @@ pub mod inbound;
 pub mod lookup;
 pub mod ops;
 pub mod routes;
+pub mod server;
 
 pub use routes::Routes;

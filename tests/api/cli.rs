@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn rosterd(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+pub(crate) fn rosterd(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rosterd"))
         .args(args)
         .env_clear()
@@ -21,7 +21,7 @@ fn rosterd(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
 }
 
 /// Exit code 2 and exactly one line on stderr, which must mention `needle`.
-fn assert_config_error(out: &Output, needle: &str) -> String {
+pub(crate) fn assert_config_error(out: &Output, needle: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
@@ -29,7 +29,7 @@ fn assert_config_error(out: &Output, needle: &str) -> String {
     stderr
 }
 
-const DB: (&str, &str) = ("DATABASE_URL", "postgres://rosterd@127.0.0.1:1/rosterd");
+pub(crate) const DB: (&str, &str) = ("DATABASE_URL", "postgres://rosterd@127.0.0.1:1/rosterd");
 
 #[test]
 fn short_secret_stops_start_up_without_echoing_it() {

@@ -29,6 +29,7 @@ mod reconcile;
 mod rls;
 mod shutdown;
 mod signatures;
+mod slow_clients;
 mod stress;
 mod supabase_provider;
 mod webdriver;
