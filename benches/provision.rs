@@ -16,10 +16,11 @@
 #[path = "../tests/api/gotrue.rs"]
 mod gotrue;
 
+use rosterd::config::WorkerConfig;
 use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::provider::supabase::SupabaseProvider;
 use rosterd::provision::provider::{AuthProvider, Profile};
-use rosterd::provision::worker::{Worker, WorkerConfig};
+use rosterd::provision::worker::Worker;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;

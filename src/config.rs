@@ -1,17 +1,13 @@
 //! Configuration (docs/contract.md §9): environment variables with a matching flag
 //! each, `NAME_FILE` for every secret, and one clear line per bad value.
 
-use crate::provision::provider::local::LocalProvider;
 use crate::provision::provider::supabase::SupabaseProvider;
-use crate::provision::provider::AuthProvider;
-use crate::provision::worker::WorkerConfig;
 use crate::roles::RoleMap;
 use crate::signature::{Key, Verifier};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `1/true/yes/on` → true, `0/false/no/off/""` → false, case-insensitive.
@@ -210,18 +206,28 @@ impl ProviderArgs {
     }
 }
 
-impl ProviderConfig {
-    /// The local provider gets a pool of its own (tier 3 in crate::db),
-    /// connected on first use.
-    pub fn build(&self, db: &DatabaseConfig) -> Result<Arc<dyn AuthProvider>, sqlx::Error> {
-        let provider: Arc<dyn AuthProvider> = match self {
-            Self::Local => Arc::new(LocalProvider::new(crate::db::connect_accounts(db)?)),
-            Self::Supabase { url, key, timeout } => Arc::new(
-                SupabaseProvider::new(url, key.clone(), *timeout)
-                    .expect("validated when the configuration was resolved"),
-            ),
-        };
-        Ok(crate::provision::provider::metered::Metered::wrap(provider))
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs provisioned at once by this process.
+    pub concurrency: usize,
+    /// How long a claim lasts without renewal; a dead worker's jobs are
+    /// taken over after this.
+    pub lease: Duration,
+    /// Fallback when no notification arrives (missed, or another process
+    /// without LISTEN wrote the job).
+    pub poll_interval: Duration,
+    /// Attempts before a job is `dead`.
+    pub max_attempts: i32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(5),
+            max_attempts: 12,
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod retention;
 pub mod roles;
 pub mod roster;
 pub mod signature;
+pub mod startup;
 pub mod telemetry;
 
 use axum::Router;

@@ -4,6 +4,7 @@
 use super::jobs::{self, Claimed, Finish};
 use super::provider::AuthProvider;
 use super::{provision_person, ProvisionError};
+use crate::config::WorkerConfig;
 use crate::event::Email;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -13,31 +14,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Jobs provisioned at once by this process.
-    pub concurrency: usize,
-    /// How long a claim lasts without renewal; a dead worker's jobs are
-    /// taken over after this.
-    pub lease: Duration,
-    /// Fallback when no notification arrives (missed, or another process
-    /// without LISTEN wrote the job).
-    pub poll_interval: Duration,
-    /// Attempts before a job is `dead`.
-    pub max_attempts: i32,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: 8,
-            lease: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(5),
-            max_attempts: 12,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct Worker {

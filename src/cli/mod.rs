@@ -1,0 +1,248 @@
+//! The command line: `serve`, `migrate`, `worker`, `provision`, `push`,
+//! `sync`, `replay`, `prune`, `sign`. This module parses and dispatches;
+//! [`verbs`] does each verb, [`crate::startup`] builds what they run on.
+
+use crate::config::{
+    DatabaseArgs, DirectoryArgs, EventArgs, ProviderArgs, RoleArgs, ServeArgs, WorkerArgs,
+};
+use crate::startup::{self, Failure};
+use crate::telemetry::{self, LogFormat};
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use std::process::ExitCode;
+
+mod verbs;
+pub use verbs::signed_headers;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rosterd",
+    version,
+    about = "Keeps a people roster and its login accounts in step"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Run the provisioning worker on its own (no HTTP).
+    Worker(WorkerCmd),
+    /// Reconcile every person in the roster with the auth provider.
+    Provision(ProvisionCmd),
+    /// Apply a roster file (YAML or CSV) through the same path as events.
+    Push(PushCmd),
+    /// Apply every record of the Airtable table (first load, drift repair).
+    Sync(SyncCmd),
+    /// Apply stored events again: one by id, or every match of a filter.
+    Replay(ReplayCmd),
+    /// Drop stored event payloads and finished jobs older than a period.
+    Prune(PruneCmd),
+    /// Print the headers that sign a body read from stdin.
+    Sign(SignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Retention period: payloads of events received, and jobs finished,
+    /// longer ago than this are pruned (e.g. 90d, 36h, 30m).
+    #[arg(long, value_parser = crate::retention::Retention::parse)]
+    pub older_than: crate::retention::Retention,
+    /// Count what would be pruned; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
+    /// The stored event to replay.
+    #[arg(conflicts_with_all = ["status", "event_type", "user_id", "since", "until", "limit", "dry_run"])]
+    pub event_id: Option<String>,
+    /// Replay events stored with this outcome: applied, stale or failed.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Replay events of this type (user.created, user.updated, user.deleted).
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Replay the events of this upstream record id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Replay events received at or after this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Replay events received before this RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Replay at most this many (oldest occurrence first).
+    #[arg(long)]
+    pub limit: Option<i64>,
+    /// Count what a replay would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SyncCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    /// Delete live records that are not in the table.
+    #[arg(long)]
+    pub prune: bool,
+    /// Count what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PushCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub roles: RoleArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
+    /// roster.yaml / roster.yml / roster.csv (columns: id, email, name, status, groups)
+    pub file: std::path::PathBuf,
+    /// Delete live records that are not in the file.
+    #[arg(long)]
+    pub prune: bool,
+    /// Count what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Run every job that is due, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProvisionCmd {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// Report what would change without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the counters as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Scheme {
+    /// `X-Signature: sha256=<hex>` (the Airtable script's scheme).
+    Plain,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    /// Signing secret (the first of a comma-separated list is used).
+    #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(SecretString::from(s.to_owned())))]
+    pub secret: SecretString,
+    #[arg(long, value_enum, default_value = "plain")]
+    pub scheme: Scheme,
+    /// Standard scheme: message id (default: a random `msg_` id).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Standard scheme: Unix timestamp (default: now).
+    #[arg(long)]
+    pub timestamp: Option<i64>,
+}
+
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("rosterd: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rosterd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(msg)) => {
+            eprintln!("rosterd: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("rosterd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve(args) => startup::serve(*args).await,
+        Command::Migrate(args) => verbs::migrate(args).await,
+        Command::Worker(cmd) => verbs::worker(cmd).await,
+        Command::Provision(cmd) => verbs::provision(cmd).await,
+        Command::Push(cmd) => verbs::push(cmd).await,
+        Command::Sync(cmd) => verbs::sync(cmd).await,
+        Command::Replay(cmd) => verbs::replay(cmd).await,
+        Command::Prune(cmd) => verbs::prune(cmd).await,
+        Command::Sign(args) => verbs::sign(args).map_err(Failure::from),
+    }
+}
