@@ -46,7 +46,7 @@ pub struct AppState {
     pub wakeup: provision::jobs::Wakeup,
     /// The directory behind the login lookup; `None` when not configured or
     /// switched off.
-    pub readthrough: Option<Arc<directory::readthrough::ReadThrough>>,
+    pub readthrough: Option<Arc<lookup::readthrough::ReadThrough>>,
     /// The database gauges of `/metrics`, cached so a scrape costs O(1).
     pub gauges: metrics::Gauges,
 }

@@ -4,7 +4,7 @@
 //! parts from here too.
 
 use crate::config::{DatabaseConfig, ProviderConfig, ServeArgs, WorkerConfig};
-use crate::directory::readthrough::ReadThrough;
+use crate::lookup::readthrough::ReadThrough;
 use crate::provision::provider::local::LocalProvider;
 use crate::provision::provider::supabase::SupabaseProvider;
 use crate::provision::provider::{metered::Metered, AuthProvider};

@@ -4,7 +4,6 @@
 
 use super::{ProvisionCmd, PruneCmd, PushCmd, ReplayCmd, Scheme, SignArgs, SyncCmd, WorkerCmd};
 use crate::config::DatabaseArgs;
-use crate::directory::readthrough::ReadThrough;
 use crate::signature::Key;
 use crate::startup::{self, Failure};
 use secrecy::ExposeSecret;
@@ -112,23 +111,20 @@ pub(super) async fn sync(cmd: SyncCmd) -> Result<(), Failure> {
         .directory
         .resolve()?
         .ok_or_else(|| Failure::Config("AIRTABLE_BASE_ID: is required for sync".into()))?;
-    let directory = ReadThrough::new(dir.airtable, dir.negative_ttl, dir.timeout, dir.timeout);
     // The whole table is read before anything is applied, so that a
     // page that fails changes nothing; it waits on disk, not in memory.
     let spooling = |e: std::io::Error| {
         anyhow::anyhow!("keeping the table in a temporary file: {e}; nothing was changed")
     };
     let mut spool = import::Spool::new().map_err(spooling)?;
-    let mut pages = directory.pages();
+    let mut pages = crate::directory::Pages::new(&dir.airtable, dir.timeout);
     while let Some(page) = pages
         .next_page()
         .await
         .map_err(|e| anyhow::anyhow!("reading the Airtable table: {e}; nothing was changed"))?
     {
         for record in &page {
-            spool
-                .push(&crate::directory::readthrough::to_fields(record))
-                .map_err(spooling)?;
+            spool.push(&record.to_fields()).map_err(spooling)?;
         }
     }
     let (total, rows) = spool.into_rows().map_err(spooling)?;

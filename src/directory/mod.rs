@@ -4,9 +4,10 @@
 //! either.
 
 pub mod airtable;
-pub mod readthrough;
+mod pages;
 
 pub use airtable::{AirtableConfig, AirtableDirectory, Budget, FieldNames};
+pub use pages::Pages;
 
 /// One person as the directory holds them, before any validation: the
 /// caller decides what a missing email or an unknown status means.
@@ -22,6 +23,25 @@ pub struct DirectoryRecord {
     /// field type reads as an unknown status rather than as no status.
     pub status: Option<String>,
     pub groups: Vec<String>,
+}
+
+impl DirectoryRecord {
+    /// The record as the fields of a roster row / event user.
+    pub fn to_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut user = serde_json::Map::new();
+        user.insert("id".into(), serde_json::json!(self.id));
+        if let Some(e) = &self.email {
+            user.insert("email".into(), serde_json::json!(e));
+        }
+        if let Some(n) = &self.name {
+            user.insert("name".into(), serde_json::json!(n));
+        }
+        if let Some(s) = &self.status {
+            user.insert("status".into(), serde_json::json!(s.to_ascii_lowercase()));
+        }
+        user.insert("groups".into(), serde_json::json!(self.groups));
+        user
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

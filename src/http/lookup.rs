@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::event::{Email, RecordId};
-use crate::lookup::{lookup, Answer, Key, LookupError, Source};
+use crate::lookup::{lookup, Answer, Deps, Key, LookupError, Source};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -44,7 +44,17 @@ async fn handle(
     let Query(params) =
         params.map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
     let key = parse_key(&params)?;
-    let answer = lookup(&state, &key).await;
+    let deps = Deps {
+        db: &state.db,
+        runs: &state.runs,
+        provider: state.provider.as_ref(),
+        first_logins: &state.first_logins,
+        readthrough: state.readthrough.as_deref(),
+        roles: &state.config.roles,
+        rules: &state.config.events,
+        wakeup: &state.wakeup,
+    };
+    let answer = lookup(&deps, &key).await;
     crate::metrics::lookup(outcome(&answer));
     let answer = answer.map_err(|e| match e {
         LookupError::ProvisioningPending(detail) => {

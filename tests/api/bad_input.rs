@@ -5,9 +5,9 @@
 
 use crate::airtable::Airtable;
 use crate::helpers::*;
-use rosterd::directory::readthrough::ReadThrough;
 use rosterd::directory::{AirtableConfig, AirtableDirectory};
 use rosterd::event::EventRules;
+use rosterd::lookup::readthrough::ReadThrough;
 use rosterd::provision::provider::local::LocalProvider;
 use serde_json::{json, Value};
 use sqlx::PgPool;

@@ -100,7 +100,7 @@ impl TestApp {
     pub async fn spawn_full(
         db: PgPool,
         provider: Arc<dyn rosterd::provision::provider::AuthProvider>,
-        readthrough: Option<Arc<rosterd::directory::readthrough::ReadThrough>>,
+        readthrough: Option<Arc<rosterd::lookup::readthrough::ReadThrough>>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = config();

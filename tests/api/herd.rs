@@ -5,9 +5,10 @@
 //!
 //! Each login behaves as the README tells the login service to: ask, and on
 //! a 503 come back after `Retry-After` seconds. Every answer must be a 200
-//! or a 503 with `Retry-After`, no request may wait longer than the pool's
-//! acquire timeout (the old failure: every request waited it out, then got
-//! a 503), every login must end in a 200, each person must end with exactly
+//! or a 503 with `Retry-After`, the server must answer every request before
+//! it could have waited out the pool's acquire timeout (the old failure:
+//! every request waited it out, then got a 503), every login must end in a
+//! 200, each person must end with exactly
 //! one auth user (the one the lookup named), and a dry-run reconcile must
 //! find nothing to do. Meanwhile people already provisioned keep being
 //! answered.
@@ -26,8 +27,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `DATABASE_ACQUIRE_TIMEOUT_SECS`' default, which the service runs with.
+/// `DATABASE_ACQUIRE_TIMEOUT_SECS`' default, which the service runs with:
+/// the server must answer every lookup before a request could have waited
+/// it out. Read from the server's own request histogram, whose bucket below
+/// it is 2.5 s: what the clients see adds this machine's scheduling of two
+/// thousand clients beside the server, which [`CLIENT_PATIENCE`] bounds.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+const SERVER_BUCKET_BELOW_IT: &str = "2.5";
+/// The old failure was every answer after 3–6 s, and client time-outs.
+const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
 /// Provisioned before the herd, then looked up throughout it.
 const KNOWN: usize = 50;
 const WAVES: [usize; 2] = [200, 2_000];
@@ -150,7 +158,7 @@ fn judge(label: &str, logins: &[(String, Login)]) -> BTreeMap<String, String> {
     for (email, seen) in logins {
         for (status, took) in &seen.answers {
             assert!(
-                *took < ACQUIRE_TIMEOUT,
+                *took < CLIENT_PATIENCE,
                 "{label}: {email} waited {took:?} for a {status}"
             );
             waits.push(*took);
@@ -171,6 +179,30 @@ fn judge(label: &str, logins: &[(String, Login)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(e, s)| (e.clone(), s.user_id.clone().expect("ended in a 200")))
         .collect()
+}
+
+/// Every lookup the server answered, and how many of them within the
+/// histogram bucket below [`ACQUIRE_TIMEOUT`].
+async fn server_lookup_times(base: &str) -> (u64, u64) {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (mut all, mut quick) = (0, 0);
+    for line in text.lines() {
+        if !line.contains(r#"route="/api/users/lookup""#) {
+            continue;
+        }
+        let value = || line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64;
+        if line.starts_with("rosterd_http_request_duration_seconds_count") {
+            all += value();
+        } else if line.contains(&format!(r#"le="{SERVER_BUCKET_BELOW_IT}""#)) {
+            quick += value();
+        }
+    }
+    (all, quick)
 }
 
 /// Lookups of people already provisioned, one after another on each of
@@ -282,6 +314,12 @@ async fn first_logins(opts: &PgConnectOptions, supabase: bool) {
     }
     stop.store(true, Ordering::Relaxed);
     let known = asking.await.unwrap();
+    let (all, quick) = server_lookup_times(&service.base).await;
+    assert!(all >= total as u64, "{all} lookups counted");
+    assert_eq!(
+        quick, all,
+        "lookups the server answered after more than {SERVER_BUCKET_BELOW_IT} s"
+    );
     assert!(!known.is_empty());
     println!(
         "provisioned people during the herds: {} lookups, all 200; p50 {:?}, p99 {:?}",
@@ -334,6 +372,11 @@ async fn first_logins_from_the_directory(_p: PgPoolOptions, opts: PgConnectOptio
     let logins = herd(&service.base, (0..PEOPLE).map(email).collect()).await;
     let took = started.elapsed();
     let named = judge("herd of 200 from the directory", &logins);
+    let (all, quick) = server_lookup_times(&service.base).await;
+    assert_eq!(
+        quick, all,
+        "lookups the server answered after more than {SERVER_BUCKET_BELOW_IT} s"
+    );
     println!(
         "directory herd: everyone in after {took:?}; {} directory requests, at most {} in one second",
         at.total_requests(),

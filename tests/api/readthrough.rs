@@ -5,8 +5,8 @@
 use crate::airtable::{self, Airtable, Failure, Kind};
 use crate::helpers::*;
 use crate::provisioning::Harness;
-use rosterd::directory::readthrough::ReadThrough;
 use rosterd::directory::{AirtableConfig, AirtableDirectory};
+use rosterd::lookup::readthrough::ReadThrough;
 use rosterd::provision::provider::local::LocalProvider;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

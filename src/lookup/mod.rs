@@ -1,19 +1,36 @@
 //! The login read-through (docs/contract.md §6): answer from the roster, provision
 //! an active person whose auth user is missing or stale on the spot.
 
-use crate::directory::readthrough::ReadThroughError;
+use crate::db::RunPool;
 use crate::directory::DirectoryError;
-use crate::event::{Email, RecordId};
+use crate::event::{Email, EventRules};
+use crate::overload::Gate;
+use crate::provision::jobs::Wakeup;
+use crate::provision::provider::AuthProvider;
 use crate::provision::provision_person;
+use crate::roles::RoleMap;
 use crate::roster::store::{self, LoginRow};
-use crate::AppState;
+use readthrough::{ReadThrough, ReadThroughError};
 use serde::Serialize;
+use sqlx::PgPool;
 
-/// What the login service asks about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    Email(Email),
-    Id(RecordId),
+mod key;
+pub mod readthrough;
+pub use key::Key;
+
+/// What a lookup works with; the HTTP handler lends it from the app's state.
+pub struct Deps<'a> {
+    pub db: &'a PgPool,
+    pub runs: &'a RunPool,
+    pub provider: &'a dyn AuthProvider,
+    /// Admits inline provisioning runs.
+    pub first_logins: &'a Gate,
+    /// `None` when read-through is off or no directory is configured.
+    pub readthrough: Option<&'a ReadThrough>,
+    pub roles: &'a RoleMap,
+    pub rules: &'a EventRules,
+    /// Wakes the workers after a read-through queued a job.
+    pub wakeup: &'a Wakeup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,7 +83,7 @@ pub enum LookupError {
     Db(#[from] sqlx::Error),
 }
 
-async fn fetch(state: &AppState, key: &Key) -> Result<Option<LoginRow>, sqlx::Error> {
+async fn fetch(state: &Deps<'_>, key: &Key) -> Result<Option<LoginRow>, sqlx::Error> {
     let mut conn = state.db.acquire().await?;
     match key {
         Key::Email(e) => store::login_row_by_email(&mut conn, e).await,
@@ -76,15 +93,15 @@ async fn fetch(state: &AppState, key: &Key) -> Result<Option<LoginRow>, sqlx::Er
 
 /// A roster hit never waits on the directory; a miss asks it (unless
 /// read-through is off) and applies what it knows through the apply path.
-pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> {
+pub async fn lookup(state: &Deps<'_>, key: &Key) -> Result<Answer, LookupError> {
     if let Some(row) = fetch(state, key).await? {
         return answer(state, key, row, Source::Roster).await;
     }
-    let Some(readthrough) = &state.readthrough else {
+    let Some(readthrough) = state.readthrough else {
         return Ok(Answer::NotFound);
     };
     let found = readthrough
-        .load(&state.db, &state.config.roles, &state.config.events, key)
+        .load(state.db, state.roles, state.rules, key)
         .await
         .map_err(|e| match e {
             ReadThroughError::Apply(e) => LookupError::Db(e),
@@ -104,7 +121,7 @@ pub async fn lookup(state: &AppState, key: &Key) -> Result<Answer, LookupError> 
 }
 
 async fn answer(
-    state: &AppState,
+    state: &Deps<'_>,
     key: &Key,
     row: LoginRow,
     source: Source,
@@ -126,7 +143,7 @@ async fn answer(
             .await
             .map_err(|busy| LookupError::Overloaded(busy.retry_after))?;
         let email = Email::from_trusted(email);
-        provision_person(&state.runs, state.provider.as_ref(), &email)
+        provision_person(state.runs, state.provider, &email)
             .await
             .map_err(|e| LookupError::ProvisioningPending(e.to_string()))?;
         drop(pass);

@@ -2,9 +2,9 @@
 //! time, misses remembered for a while, and the fetched record applied
 //! through the one apply path as a `readthrough` event.
 
-use super::{AirtableDirectory, Budget, DirectoryError, DirectoryRecord};
+use super::Key;
+use crate::directory::{AirtableDirectory, Budget, DirectoryError, DirectoryRecord};
 use crate::event::{Email, EventRules, ParsedBody, RecordId};
-use crate::lookup::Key;
 use crate::roles::RoleMap;
 use crate::roster::{ingest, ApplyError, Outcome, Source};
 use serde_json::{json, Value};
@@ -166,59 +166,6 @@ impl ReadThrough {
             Err(ApplyError::Conflict) => Ok(true),
         }
     }
-
-    /// Every record, a page at a time (for `rosterd sync`).
-    pub fn pages(&self) -> Pages<'_> {
-        Pages {
-            directory: &self.directory,
-            timeout: self.timeout,
-            offset: None,
-            done: false,
-        }
-    }
-}
-
-/// A listing of the whole table; each page is asked for only when the one
-/// before has been taken.
-pub struct Pages<'a> {
-    directory: &'a AirtableDirectory,
-    timeout: Duration,
-    offset: Option<String>,
-    done: bool,
-}
-
-impl Pages<'_> {
-    /// The next page, or `None` after the last.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<DirectoryRecord>>, DirectoryError> {
-        if self.done {
-            return Ok(None);
-        }
-        let deadline = Instant::now() + self.timeout;
-        let (page, next) = self
-            .directory
-            .list_page(self.offset.as_deref(), deadline)
-            .await?;
-        self.done = next.is_none();
-        self.offset = next;
-        Ok(Some(page))
-    }
-}
-
-/// The record as the fields of a roster row / event user.
-pub fn to_fields(record: &DirectoryRecord) -> serde_json::Map<String, Value> {
-    let mut user = serde_json::Map::new();
-    user.insert("id".into(), json!(record.id));
-    if let Some(e) = &record.email {
-        user.insert("email".into(), json!(e));
-    }
-    if let Some(n) = &record.name {
-        user.insert("name".into(), json!(n));
-    }
-    if let Some(s) = &record.status {
-        user.insert("status".into(), json!(s.to_ascii_lowercase()));
-    }
-    user.insert("groups".into(), json!(record.groups));
-    user
 }
 
 /// A `user.updated` event dated now: the directory's answer is the newest
@@ -230,7 +177,7 @@ fn to_event(record: &DirectoryRecord, rules: &EventRules) -> Option<ParsedBody> 
         "eventId": format!("readthrough:{}:{}", now.timestamp_micros(), record.id),
         "eventType": "user.updated",
         "occurredAt": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "user": Value::Object(to_fields(record)),
+        "user": Value::Object(record.to_fields()),
     });
     ParsedBody::parse(event, rules).ok()
 }

@@ -1,0 +1,10 @@
+//! What the login service asks the lookup about.
+
+use crate::event::{Email, RecordId};
+
+/// What the login service asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Email(Email),
+    Id(RecordId),
+}
