@@ -1,0 +1,74 @@
+//! Slow and idle clients: time-outs and the connection cap.
+
+use super::ConfigError;
+use clap::Args;
+use std::time::Duration;
+
+/// Slow and idle clients (src/http/server): time-outs and the connection cap.
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's headers, from the
+    /// connection opening or from the first byte of a later request.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body, from the end of
+    /// its headers (then 408).
+    #[arg(long, env = "HTTP_BODY_READ_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    pub http_body_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub http_idle_timeout_secs: u64,
+    /// Connections open at once; more wait in the listen backlog
+    /// [default: 10000, lowered to what the open-file limit allows].
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+}
+
+impl HttpArgs {
+    /// `available`: file descriptors left for connections under the
+    /// open-file limit `limit` (`None`: unknown).
+    pub fn resolve(
+        &self,
+        available: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<crate::http::server::Limits, ConfigError> {
+        use crate::http::server::{descriptors, DEFAULT_MAX_CONNECTIONS};
+        // A day is far beyond any useful time-out, and keeps deadlines
+        // far from overflowing the clock.
+        const MAX_SECS: u64 = 86_400;
+        let secs = |var: &'static str, secs: u64| {
+            if (1..=MAX_SECS).contains(&secs) {
+                Ok(Duration::from_secs(secs))
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("must be between 1 and {MAX_SECS}"),
+                ))
+            }
+        };
+        if self.http_max_connections == Some(0) {
+            return Err(ConfigError::new(
+                "HTTP_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        Ok(crate::http::server::Limits {
+            header_read_timeout: secs(
+                "HTTP_HEADER_READ_TIMEOUT_SECS",
+                self.http_header_read_timeout_secs,
+            )?,
+            body_read_timeout: secs(
+                "HTTP_BODY_READ_TIMEOUT_SECS",
+                self.http_body_read_timeout_secs,
+            )?,
+            idle_timeout: secs("HTTP_IDLE_TIMEOUT_SECS", self.http_idle_timeout_secs)?,
+            max_connections: descriptors::fit(
+                self.http_max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                available,
+                limit,
+            )
+            .map_err(|m| ConfigError::new("HTTP_MAX_CONNECTIONS", m))?,
+        })
+    }
+}
