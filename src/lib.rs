@@ -20,6 +20,7 @@ pub mod provision;
 pub mod retention;
 pub mod roster;
 pub mod signature;
+pub mod state;
 pub mod telemetry;
 
 use axum::Router;
