@@ -6,6 +6,7 @@ use crate::directory::DirectoryError;
 use crate::event::{Email, RecordId};
 use crate::provision::provision_person;
 use crate::roster::store::{self, LoginRow};
+use crate::state::RowStatus;
 use crate::AppState;
 use serde::Serialize;
 
@@ -109,12 +110,14 @@ async fn answer(
     row: LoginRow,
     source: Source,
 ) -> Result<Answer, LookupError> {
-    if row.status != "active" {
-        return Ok(Answer::Inactive { status: row.status });
+    if row.status != RowStatus::Active {
+        return Ok(Answer::Inactive {
+            status: row.status.as_str().into(),
+        });
     }
     let Some(email) = row.email.clone() else {
         return Ok(Answer::Inactive {
-            status: "deleted".into(),
+            status: RowStatus::Deleted.as_str().into(),
         });
     };
     let row = if row.auth_user_id.is_none() || row.pending {
@@ -145,7 +148,7 @@ async fn answer(
             id: row.id,
             email: row.email.unwrap_or_default(),
             name: row.name,
-            status: row.status,
+            status: row.status.as_str().into(),
             roles: row.roles,
         },
         auth: Auth {
