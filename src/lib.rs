@@ -22,6 +22,7 @@ pub mod roles;
 pub mod roster;
 pub mod signature;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
 use axum::Router;

@@ -11,6 +11,7 @@
 //! Labels only ever take values from small fixed sets (route templates,
 //! status codes, outcome names): never an email, an id or a token.
 
+use crate::state::{Action, JobState, RowStatus, Source};
 use ::metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
@@ -144,8 +145,9 @@ fn describe() {
 }
 
 /// One event through the apply path.
-pub fn event(source: &'static str, event_type: &'static str, outcome: &'static str) {
-    counter!(EVENTS, "type" => event_type, "outcome" => outcome, "source" => source).increment(1);
+pub fn event(source: Source, event_type: &'static str, outcome: &'static str) {
+    counter!(EVENTS, "type" => event_type, "outcome" => outcome, "source" => source.as_str())
+        .increment(1);
 }
 
 pub fn signature_failure() {
@@ -161,8 +163,9 @@ pub fn provider_call(action: &'static str, result: &'static str, took: Duration)
     histogram!(PROVIDER_DURATION, "action" => action).record(took.as_secs_f64());
 }
 
-pub fn provisioned(action: &'static str) {
-    counter!(PROVISIONS, "action" => action).increment(1);
+/// One person provisioned; `None` when it failed.
+pub fn provisioned(action: Option<Action>) {
+    counter!(PROVISIONS, "action" => action.map_or("failed", Action::as_str)).increment(1);
 }
 
 pub fn job_finished(result: &'static str) {
@@ -282,17 +285,17 @@ impl Gauges {
 }
 
 /// What the database says at scrape time.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    /// Jobs by state: pending, running, done, dead.
-    pub jobs: [(&'static str, i64); 4],
+    /// Jobs by state, every state.
+    pub jobs: [(JobState, i64); JobState::ALL.len()],
     /// Jobs a worker may claim now: pending and due, or running with a
     /// lapsed lease (the same rule as the claim).
     pub queue_depth: i64,
     /// How long the longest-waiting of those has been claimable.
     pub queue_oldest_secs: f64,
-    /// Roster rows by status: active, disabled, deleted.
-    pub roster: [(&'static str, i64); 3],
+    /// Roster rows by status, every status.
+    pub roster: [(RowStatus, i64); RowStatus::ALL.len()],
     /// Emails held by more than one live row.
     pub conflicts: i64,
     /// How long ago these were read.
@@ -312,8 +315,8 @@ impl Snapshot {
             r#"select
                    (select count(*) from provisioning_jobs where state = 'pending') as "pending!",
                    (select count(*) from provisioning_jobs where state = 'running') as "running!",
-                   (select count(*) from provisioning_jobs where state = 'done') as "done!",
-                   (select count(*) from provisioning_jobs where state = 'dead') as "dead!",
+                   (select count(*) from provisioning_jobs where state = $1) as "done!",
+                   (select count(*) from provisioning_jobs where state = $2) as "dead!",
                    due.n as "due!",
                    coalesce(extract(epoch from now() - due.since), 0)::float8 as "oldest!",
                    r.active as "active!",
@@ -321,33 +324,38 @@ impl Snapshot {
                    r.deleted as "deleted!",
                    (select count(*) from (
                         select 1 from roster
-                        where status <> 'deleted' and email is not null
+                        where status <> $5 and email is not null
                         group by email having count(*) > 1) c) as "conflicts!"
                from (select d.n + e.n as n, least(d.since, e.since) as since
                      from (select count(*) as n, min(run_at) as since from provisioning_jobs
                            where state = 'pending' and run_at <= now()) d,
                           (select count(*) as n, min(lease_until) as since from provisioning_jobs
                            where state = 'running' and lease_until < now()) e) due,
-                    (select count(*) filter (where status = 'active') as active,
-                            count(*) filter (where status = 'disabled') as disabled,
-                            count(*) filter (where status = 'deleted') as deleted
-                     from roster) r"#
+                    (select count(*) filter (where status = $3) as active,
+                            count(*) filter (where status = $4) as disabled,
+                            count(*) filter (where status = $5) as deleted
+                     from roster) r"#,
+            JobState::Done.as_str(),
+            JobState::Dead.as_str(),
+            RowStatus::Active.as_str(),
+            RowStatus::Disabled.as_str(),
+            RowStatus::Deleted.as_str()
         )
         .fetch_one(db)
         .await?;
         Ok(Self {
             jobs: [
-                ("pending", r.pending),
-                ("running", r.running),
-                ("done", r.done),
-                ("dead", r.dead),
+                (JobState::Pending, r.pending),
+                (JobState::Running, r.running),
+                (JobState::Done, r.done),
+                (JobState::Dead, r.dead),
             ],
             queue_depth: r.due,
             queue_oldest_secs: r.oldest.max(0.0),
             roster: [
-                ("active", r.active),
-                ("disabled", r.disabled),
-                ("deleted", r.deleted),
+                (RowStatus::Active, r.active),
+                (RowStatus::Disabled, r.disabled),
+                (RowStatus::Deleted, r.deleted),
             ],
             conflicts: r.conflicts,
             age_secs: 0.0,
@@ -375,7 +383,7 @@ pub fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
     let _ = writeln!(out, "rosterd_database_gauges_age_seconds {}", s.age_secs);
     family(out, "rosterd_jobs", "Provisioning jobs by state");
     for (state, n) in s.jobs {
-        let _ = writeln!(out, "rosterd_jobs{{state=\"{state}\"}} {n}");
+        let _ = writeln!(out, "rosterd_jobs{{state=\"{}\"}} {n}", state.as_str());
     }
     family(
         out,
@@ -391,7 +399,11 @@ pub fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
     let _ = writeln!(out, "rosterd_queue_oldest_seconds {}", s.queue_oldest_secs);
     family(out, "rosterd_roster_rows", "Roster rows by status");
     for (status, n) in s.roster {
-        let _ = writeln!(out, "rosterd_roster_rows{{status=\"{status}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "rosterd_roster_rows{{status=\"{}\"}} {n}",
+            status.as_str()
+        );
     }
     family(
         out,
@@ -415,10 +427,19 @@ mod tests {
     #[test]
     fn database_gauges_render_as_text_format_families() {
         let s = Snapshot {
-            jobs: [("pending", 2), ("running", 1), ("done", 7), ("dead", 0)],
+            jobs: [
+                (JobState::Pending, 2),
+                (JobState::Running, 1),
+                (JobState::Done, 7),
+                (JobState::Dead, 0),
+            ],
             queue_depth: 1,
             queue_oldest_secs: 1.5,
-            roster: [("active", 5), ("disabled", 1), ("deleted", 2)],
+            roster: [
+                (RowStatus::Active, 5),
+                (RowStatus::Disabled, 1),
+                (RowStatus::Deleted, 2),
+            ],
             conflicts: 1,
             age_secs: 2.0,
         };

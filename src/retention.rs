@@ -3,6 +3,7 @@
 //! stay, so deduplication is permanent; finished jobs and their attempts
 //! are deleted. The audit log is kept whole.
 
+use crate::state::JobState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -71,8 +72,9 @@ pub async fn prune(
         .await? as u64;
         report.jobs = sqlx::query_scalar!(
             r#"select count(*) as "n!" from provisioning_jobs
-               where state = 'done' and updated_at < $1"#,
-            cutoff
+               where state = $2 and updated_at < $1"#,
+            cutoff,
+            JobState::Done.as_str()
         )
         .fetch_one(db)
         .await? as u64;
@@ -96,10 +98,11 @@ pub async fn prune(
         Ok(sqlx::query!(
             "delete from provisioning_jobs
              where id in (select id from provisioning_jobs
-                          where state = 'done' and updated_at < $1
+                          where state = $3 and updated_at < $1
                           limit $2 for update skip locked)",
             cutoff,
-            BATCH
+            BATCH,
+            JobState::Done.as_str()
         )
         .execute(db)
         .await?

@@ -4,14 +4,12 @@
 use super::page::{listing_limit, parse_digits, Page, BAD_CURSOR};
 use super::AdminError;
 use crate::event::{EventId, EventType, RecordId};
+use crate::state::{EventOutcome, Source};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
-
-/// The outcomes an event can be stored with (a duplicate is never stored).
-const STORED_OUTCOMES: [&str; 3] = ["applied", "stale", "failed"];
 
 /// Which stored events a list or bulk replay covers, as the caller wrote it.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -29,7 +27,7 @@ pub struct RawFilter {
 /// an empty window, which matches nothing.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct EventFilter {
-    pub status: Option<&'static str>,
+    pub status: Option<EventOutcome>,
     pub event_type: Option<EventType>,
     pub user_id: Option<RecordId>,
     pub since: Option<DateTime<Utc>>,
@@ -53,10 +51,8 @@ impl EventFilter {
             .status
             .as_deref()
             .map(|s| {
-                STORED_OUTCOMES
-                    .into_iter()
-                    .find(|o| *o == s)
-                    .ok_or_else(|| bad("status must be one of applied, stale, failed".into()))
+                s.parse::<EventOutcome>()
+                    .map_err(|_| bad(format!("status must be one of {}", EventOutcome::NAMES)))
             })
             .transpose()?;
         let event_type = raw
@@ -105,7 +101,7 @@ impl EventFilter {
 
     fn binds(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
         (
-            self.status,
+            self.status.map(EventOutcome::as_str),
             self.event_type.map(|t| t.as_str()),
             self.user_id.as_ref().map(|u| u.as_str()),
         )
@@ -131,8 +127,8 @@ pub struct EventSummary {
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
     pub user_id: String,
-    pub source: String,
-    pub outcome: String,
+    pub source: Source,
+    pub outcome: EventOutcome,
     pub error: Option<String>,
     pub attempts: i32,
     pub received_at: DateTime<Utc>,
@@ -173,8 +169,8 @@ pub async fn list(
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         EventSummary,
-        r#"select event_id, event_type, occurred_at, user_id, source, outcome, error,
-                  attempts, received_at, processed_at
+        r#"select event_id, event_type, occurred_at, user_id, source as "source: Source",
+                  outcome as "outcome: EventOutcome", error, attempts, received_at, processed_at
            from inbound_events
            where ($1::text is null or outcome = $1)
              and ($2::text is null or event_type = $2)
@@ -218,7 +214,7 @@ fn parse_event_cursor(raw: &str) -> Result<(DateTime<Utc>, String), AdminError> 
 pub struct ReplayEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub outcome: String,
+    pub outcome: EventOutcome,
     pub error: Option<String>,
 }
 
@@ -238,8 +234,9 @@ pub struct EventDetail {
 pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminError> {
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let row = sqlx::query!(
-        r#"select event_id, event_type, occurred_at, user_id, source, outcome, error,
-                  attempts, received_at, processed_at, payload, pruned_at
+        r#"select event_id, event_type, occurred_at, user_id, source as "source: Source",
+                  outcome as "outcome: EventOutcome", error, attempts, received_at, processed_at,
+                  payload, pruned_at
            from inbound_events where event_id = $1"#,
         id.as_str()
     )
@@ -248,7 +245,8 @@ pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminErr
     .ok_or(AdminError::NotFound)?;
     let replays = sqlx::query_as!(
         ReplayEntry,
-        "select at, actor, outcome, error from event_replays where event_id = $1 order by id",
+        r#"select at, actor, outcome as "outcome: EventOutcome", error
+           from event_replays where event_id = $1 order by id"#,
         id.as_str()
     )
     .fetch_all(db)
@@ -279,8 +277,8 @@ pub async fn recent_for_user(
 ) -> Result<Vec<EventSummary>, sqlx::Error> {
     sqlx::query_as!(
         EventSummary,
-        r#"select event_id, event_type, occurred_at, user_id, source, outcome, error,
-                  attempts, received_at, processed_at
+        r#"select event_id, event_type, occurred_at, user_id, source as "source: Source",
+                  outcome as "outcome: EventOutcome", error, attempts, received_at, processed_at
            from inbound_events where user_id = $1
            order by occurred_at desc, event_id desc limit 20"#,
         user_id.as_str()

@@ -5,6 +5,7 @@
 use super::jobs::{stats, QueueStats};
 use crate::directory::AirtableDirectory;
 use crate::provision::provider::AuthProvider;
+use crate::state::JobState;
 use chrono::Utc;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -114,7 +115,7 @@ pub async fn report(
                     format!("the oldest due job has waited {s}s"),
                 ),
             });
-            let dead = q.count("dead");
+            let dead = q.count(JobState::Dead);
             checks.push(if dead > 0 {
                 check("dead jobs", Level::Warn, format!("{dead} dead job(s)"))
             } else {

@@ -4,25 +4,24 @@ use super::audit;
 use super::events::only_known;
 use super::page::{listing_limit, parse_id_cursor, Page};
 use super::AdminError;
+use crate::state::{Action, JobState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::HashMap;
 
-const STATES: [&str; 4] = ["pending", "running", "done", "dead"];
-
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: i64,
     pub email: String,
-    pub status: String,
+    pub status: JobState,
     pub attempts: i32,
     pub run_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub dirty: bool,
-    pub last_action: Option<String>,
+    pub last_action: Option<Action>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -34,8 +33,8 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
     let status = params
         .get("status")
         .map(|s| {
-            STATES.into_iter().find(|k| k == s).ok_or_else(|| {
-                AdminError::BadInput("status must be one of pending, running, done, dead".into())
+            s.parse::<JobState>().map_err(|_| {
+                AdminError::BadInput(format!("status must be one of {}", JobState::NAMES))
             })
         })
         .transpose()?;
@@ -45,12 +44,12 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         Job,
-        r#"select id, email, state as status, attempts, run_at, lease_until, dirty,
-                  last_action, last_error, created_at, updated_at
+        r#"select id, email, state as "status: JobState", attempts, run_at, lease_until, dirty,
+                  last_action as "last_action: Action", last_error, created_at, updated_at
            from provisioning_jobs
            where ($1::text is null or state = $1) and ($2::bigint is null or id < $2)
            order by id desc limit $3"#,
-        status,
+        status.map(JobState::as_str),
         before,
         limit + 1
     )
@@ -64,8 +63,8 @@ pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<
 pub async fn for_email(db: &PgPool, email: &str) -> Result<Vec<Job>, sqlx::Error> {
     sqlx::query_as!(
         Job,
-        r#"select id, email, state as status, attempts, run_at, lease_until, dirty,
-                  last_action, last_error, created_at, updated_at
+        r#"select id, email, state as "status: JobState", attempts, run_at, lease_until, dirty,
+                  last_action as "last_action: Action", last_error, created_at, updated_at
            from provisioning_jobs where email = $1 order by id desc limit 10"#,
         email
     )
@@ -84,13 +83,13 @@ pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminE
         .ok_or_else(|| AdminError::BadInput("job id must be a positive whole number".into()))?;
     let mut tx = db.begin().await?;
     let job = sqlx::query!(
-        "select email, state from provisioning_jobs where id = $1 for update",
+        r#"select email, state as "state: JobState" from provisioning_jobs where id = $1 for update"#,
         id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AdminError::NotFound)?;
-    if job.state != "dead" {
+    if job.state != JobState::Dead {
         return Err(AdminError::Conflict(format!(
             "job {id} is {}; only dead jobs can be retried",
             job.state
@@ -110,12 +109,14 @@ pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminE
     let revived = sqlx::query_as!(
         Job,
         r#"update provisioning_jobs
-           set state = 'pending', attempts = 0, run_at = now(), dirty = false,
+           set state = $2, attempts = 0, run_at = now(), dirty = false,
                lease_token = null, lease_until = null, updated_at = now()
            where id = $1
-           returning id, email, state as status, attempts, run_at, lease_until, dirty,
-                     last_action, last_error, created_at, updated_at"#,
-        id
+           returning id, email, state as "status: JobState", attempts, run_at, lease_until,
+                     dirty, last_action as "last_action: Action", last_error, created_at,
+                     updated_at"#,
+        id,
+        JobState::Pending.as_str()
     )
     .fetch_one(&mut *tx)
     .await
@@ -144,12 +145,12 @@ pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminE
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {
     /// Every state, in queue order, with its count (zero included).
-    pub depth: Vec<(&'static str, i64)>,
+    pub depth: Vec<(JobState, i64)>,
     pub oldest_due: Option<DateTime<Utc>>,
 }
 
 impl QueueStats {
-    pub fn count(&self, state: &str) -> i64 {
+    pub fn count(&self, state: JobState) -> i64 {
         self.depth
             .iter()
             .find(|(s, _)| *s == state)
@@ -159,7 +160,7 @@ impl QueueStats {
 
 pub async fn stats(db: &PgPool) -> Result<QueueStats, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select state as "state!", count(*) as "count!" from provisioning_jobs group by state"#
+        r#"select state as "state!: JobState", count(*) as "count!" from provisioning_jobs group by state"#
     )
     .fetch_all(db)
     .await?;
@@ -168,7 +169,7 @@ pub async fn stats(db: &PgPool) -> Result<QueueStats, sqlx::Error> {
     )
     .fetch_one(db)
     .await?;
-    let depth = STATES
+    let depth = JobState::ALL
         .into_iter()
         .map(|s| {
             let n = rows.iter().find(|r| r.state == s).map_or(0, |r| r.count);

@@ -9,6 +9,7 @@ use crate::event::Email;
 use crate::provision::provider::AuthProvider;
 use crate::provision::reconcile::{reconcile, ReconcileError, Report};
 use crate::provision::{provision_person, ProvisionError};
+use crate::state::Action;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -18,7 +19,7 @@ use sqlx::PgPool;
 pub struct Provisioned {
     pub user_id: String,
     pub email: String,
-    pub action: &'static str,
+    pub action: Action,
 }
 
 /// `POST /api/admin/users/{id}/provision`: the record's person, now.
@@ -53,7 +54,7 @@ pub async fn provision_one(
         Ok(action) => Ok(Provisioned {
             user_id: id.to_string(),
             email,
-            action: action.as_str(),
+            action,
         }),
         Err(ProvisionError::Provider(e)) => Err(AdminError::Provider(e)),
         Err(ProvisionError::Db(e)) => Err(AdminError::Db(e)),

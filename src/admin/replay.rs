@@ -8,7 +8,7 @@ use crate::event::{EventId, EventRules};
 use crate::roles::RoleMap;
 use crate::roster::apply::{reapply, Reapplied};
 use crate::roster::store;
-use crate::roster::Outcome;
+use crate::state::{EventOutcome, Source};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -46,7 +46,7 @@ pub async fn replay_one(
 }
 
 fn count(r: &Reapplied) {
-    crate::metrics::event("replay", r.event_type.as_str(), r.outcome.as_str());
+    crate::metrics::event(Source::Replay, r.event_type.as_str(), r.outcome.as_str());
 }
 
 /// Events a bulk replay takes when the caller does not say.
@@ -72,13 +72,12 @@ pub struct BulkReport {
 }
 
 impl BulkReport {
-    fn count(&mut self, outcome: Outcome) {
+    fn count(&mut self, outcome: EventOutcome) {
         self.replayed += 1;
         match outcome {
-            Outcome::Applied => self.outcomes.applied += 1,
-            Outcome::Stale => self.outcomes.stale += 1,
-            // Not produced by a replay; counted where it would matter.
-            Outcome::Failed | Outcome::Duplicate => self.outcomes.failed += 1,
+            EventOutcome::Applied => self.outcomes.applied += 1,
+            EventOutcome::Stale => self.outcomes.stale += 1,
+            EventOutcome::Failed => self.outcomes.failed += 1,
         }
     }
 

@@ -8,6 +8,7 @@ use super::page::{listing_limit, Page};
 use super::AdminError;
 use crate::event::RecordId;
 use crate::provision::provider::AuthProvider;
+use crate::state::RowStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -20,7 +21,7 @@ pub struct RosterRow {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: RowStatus,
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub profile_at: Option<DateTime<Utc>>,
@@ -33,13 +34,41 @@ pub struct RosterRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a roster row's auth user stands at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthUserState {
+    Active,
+    Banned,
+    /// Linked, but the provider no longer has the user.
+    Missing,
+    Unlinked,
+    /// The provider did not answer.
+    Unknown,
+}
+
+impl AuthUserState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Banned => "banned",
+            Self::Missing => "missing",
+            Self::Unlinked => "unlinked",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl Serialize for AuthUserState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The linked auth user as the provider reports it now.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthState {
-    /// `active`, `banned`, `missing` (linked but gone), `unlinked`, or
-    /// `unknown` when the provider did not answer.
-    pub state: &'static str,
+    pub state: AuthUserState,
     pub user_id: Option<Uuid>,
     pub email: Option<String>,
     pub roles: Option<Vec<String>>,
@@ -56,7 +85,7 @@ pub struct UserDetail {
 pub async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {
     sqlx::query_as!(
         RosterRow,
-        r#"select id, email, name, status as "status!", groups, roles, profile_at,
+        r#"select id, email, name, status as "status!: RowStatus", groups, roles, profile_at,
                   profile_event_id, deleted_at, deleted_event_id, auth_user_id,
                   auth_linked_at, created_at, updated_at
            from roster where id = $1"#,
@@ -81,20 +110,24 @@ pub async fn detail(
     let user = load_row(db, &id).await?;
     let auth = match user.auth_user_id {
         None => AuthState {
-            state: "unlinked",
+            state: AuthUserState::Unlinked,
             user_id: None,
             email: None,
             roles: None,
         },
         Some(uid) => match provider.get_user(uid).await {
             Ok(Some(u)) => AuthState {
-                state: if u.banned { "banned" } else { "active" },
+                state: if u.banned {
+                    AuthUserState::Banned
+                } else {
+                    AuthUserState::Active
+                },
                 user_id: Some(uid),
                 email: Some(u.email),
                 roles: Some(u.roles),
             },
             Ok(None) => AuthState {
-                state: "missing",
+                state: AuthUserState::Missing,
                 user_id: Some(uid),
                 email: None,
                 roles: None,
@@ -102,7 +135,7 @@ pub async fn detail(
             Err(e) => {
                 tracing::warn!(error = %e, "auth provider did not answer for the user view");
                 AuthState {
-                    state: "unknown",
+                    state: AuthUserState::Unknown,
                     user_id: Some(uid),
                     email: None,
                     roles: None,
@@ -130,12 +163,10 @@ pub struct PersonSummary {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: RowStatus,
     pub auth_user_id: Option<Uuid>,
     pub updated_at: DateTime<Utc>,
 }
-
-const PERSON_STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
 
 /// The longest search text accepted.
 const MAX_QUERY_CHARS: usize = 200;
@@ -173,8 +204,8 @@ pub async fn list(
         .get("status")
         .filter(|s| !s.is_empty())
         .map(|s| {
-            PERSON_STATUSES.into_iter().find(|k| k == s).ok_or_else(|| {
-                AdminError::BadInput("status must be one of active, disabled, deleted".into())
+            s.parse::<RowStatus>().map_err(|_| {
+                AdminError::BadInput(format!("status must be one of {}", RowStatus::NAMES))
             })
         })
         .transpose()?;
@@ -184,7 +215,7 @@ pub async fn list(
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         PersonSummary,
-        r#"select id, email, name, status as "status!", auth_user_id, updated_at
+        r#"select id, email, name, status as "status!: RowStatus", auth_user_id, updated_at
            from roster
            where ($1::text is null or status = $1)
              and ($2::text is null or id = $2
@@ -192,7 +223,7 @@ pub async fn list(
              and ($4::text is null or id > $4)
            order by id
            limit $5"#,
-        status,
+        status.map(RowStatus::as_str),
         q,
         q.map(contains_pattern),
         after,

@@ -218,7 +218,7 @@ pub(super) async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
                 println!("  error: {error}");
             }
         }
-        u64::from(r.outcome == crate::roster::Outcome::Failed)
+        u64::from(r.outcome == crate::state::EventOutcome::Failed)
     } else {
         let limit = cmd.limit.unwrap_or(DEFAULT_BULK_LIMIT);
         let report = replay_bulk(&pool, &roles, &rules, &actor, &filter, limit, cmd.dry_run)

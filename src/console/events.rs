@@ -9,6 +9,7 @@ use super::{
 };
 use crate::admin::events::{EventFilter, RawFilter};
 use crate::admin::{self, replay::BulkReport};
+use crate::state::EventOutcome;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
@@ -17,7 +18,6 @@ use std::collections::HashMap;
 
 /// The list's filters, as the API names them.
 const FILTERS: [&str; 5] = ["status", "eventType", "userId", "since", "until"];
-const OUTCOMES: [&str; 3] = ["applied", "stale", "failed"];
 const TYPES: [&str; 3] = ["user.created", "user.updated", "user.deleted"];
 
 fn filter_form(f: &HashMap<String, String>) -> Markup {
@@ -27,7 +27,7 @@ fn filter_form(f: &HashMap<String, String>) -> Markup {
             label { "Outcome"
                 select name="status" {
                     option value="" { "any" }
-                    @for s in OUTCOMES { option value=(s) selected[get("status") == s] { (s) } }
+                    @for s in EventOutcome::ALL.map(EventOutcome::as_str) { option value=(s) selected[get("status") == s] { (s) } }
                 }
             }
             label { "Type"
@@ -114,7 +114,7 @@ pub async fn detail(
             section.card {
                 h2 { "Outcome" }
                 dl {
-                    dt { "Outcome" } dd { (badge(&e.outcome)) }
+                    dt { "Outcome" } dd { (badge(e.outcome)) }
                     dt { "Error" } dd.errtext { (e.error.as_deref().unwrap_or("—")) }
                     dt { "Attempts" } dd { (e.attempts) }
                     dt { "Type" } dd { (e.event_type) }
@@ -141,7 +141,7 @@ pub async fn detail(
                 thead { tr { th { "When" } th { "Operator" } th { "Outcome" } th { "Error" } } }
                 tbody {
                     @for r in &d.replays {
-                        tr { td { (time(&r.at)) } td { (r.actor) } td { (badge(&r.outcome)) } td.errtext { (r.error.as_deref().unwrap_or("")) } }
+                        tr { td { (time(&r.at)) } td { (r.actor) } td { (badge(r.outcome)) } td.errtext { (r.error.as_deref().unwrap_or("")) } }
                     }
                 }
             }
@@ -181,9 +181,9 @@ fn report_table(r: &BulkReport) -> Markup {
         dl.counters {
             dt { "matched" } dd { (r.matched) }
             dt { @if r.dry_run { "would replay" } @else { "replayed" } } dd { (r.replayed) }
-            dt { "applied" } dd { (r.outcomes.applied) }
-            dt { "stale" } dd { (r.outcomes.stale) }
-            dt { "failed" } dd { (r.outcomes.failed) }
+            dt { (EventOutcome::Applied) } dd { (r.outcomes.applied) }
+            dt { (EventOutcome::Stale) } dd { (r.outcomes.stale) }
+            dt { (EventOutcome::Failed) } dd { (r.outcomes.failed) }
         }
     }
 }

@@ -5,6 +5,7 @@ use super::people::jobs_table;
 use super::session::{Post, Session};
 use super::{link, notice_block, opt_time, page, Nav, Result};
 use crate::admin;
+use crate::state::JobState;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
@@ -21,7 +22,7 @@ pub async fn list(
     let notice = params.remove("done");
     let status = params
         .entry("status".to_owned())
-        .or_insert_with(|| "dead".to_owned())
+        .or_insert_with(|| JobState::Dead.as_str().to_owned())
         .clone();
     let stats = admin::jobs::stats(&state.db).await?;
     let jobs = admin::jobs::list(&state.db, &params).await?;
@@ -31,16 +32,16 @@ pub async fn list(
         section.card {
             h2 { "Queue depth" }
             table.depth {
-                thead { tr { @for (s, _) in &stats.depth { th { (s) } } } }
+                thead { tr { @for (s, _) in &stats.depth { th { (s.as_str()) } } } }
                 tbody { tr {
                     @for (s, n) in &stats.depth {
-                        td.num { a href=(link("/console/jobs", &[("status", s)])) { (n) } }
+                        td.num { a href=(link("/console/jobs", &[("status", s.as_str())])) { (n) } }
                     }
                 } }
             }
             p.hint { "Oldest due job waiting since: " (opt_time(&stats.oldest_due)) }
         }
-        h2 { @if status == "dead" { "Dead jobs" } @else { "Jobs: " (status) } }
+        h2 { @if status == JobState::Dead.as_str() { "Dead jobs" } @else { "Jobs: " (status) } }
         (jobs_table(&session, &jobs.items))
         @if let Some(c) = &jobs.next_cursor {
             p.pager { a href=(link("/console/jobs", &[("status", &status), ("cursor", c)])) { "Next page →" } }

@@ -12,7 +12,10 @@ pub mod ops;
 pub mod people;
 pub mod session;
 
+use crate::admin::health::Level;
+use crate::admin::users::AuthUserState;
 use crate::admin::AdminError;
+use crate::state::{EventOutcome, JobState, RowStatus};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -272,16 +275,99 @@ pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
     }
 }
 
-/// A status word as a coloured badge (the class is chosen from a fixed
-/// list, never from the value).
-pub fn badge(word: &str) -> Markup {
-    let class = match word {
-        "applied" | "active" | "done" | "ok" => "badge good",
-        "failed" | "dead" | "down" | "banned" | "missing" => "badge bad",
-        "stale" | "pending" | "running" | "warning" | "disabled" | "unknown" => "badge warn",
-        _ => "badge",
+/// How a badge is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Bad,
+    Warn,
+    Plain,
+}
+
+/// A value the console shows as a coloured badge: each vocabulary says
+/// which of its values are good, bad or worth a look.
+pub trait Badge: Copy {
+    fn word(self) -> &'static str;
+    fn tone(self) -> Tone;
+}
+
+/// A value as a coloured badge (the class comes from its tone, never from
+/// text).
+pub fn badge(value: impl Badge) -> Markup {
+    let class = match value.tone() {
+        Tone::Good => "badge good",
+        Tone::Bad => "badge bad",
+        Tone::Warn => "badge warn",
+        Tone::Plain => "badge",
     };
-    html! { span class=(class) { (word) } }
+    html! { span class=(class) { (value.word()) } }
+}
+
+impl Badge for EventOutcome {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Applied => Tone::Good,
+            Self::Stale => Tone::Warn,
+            Self::Failed => Tone::Bad,
+        }
+    }
+}
+
+impl Badge for JobState {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Pending | Self::Running => Tone::Warn,
+            Self::Done => Tone::Good,
+            Self::Dead => Tone::Bad,
+        }
+    }
+}
+
+impl Badge for RowStatus {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Active => Tone::Good,
+            Self::Disabled => Tone::Warn,
+            Self::Deleted => Tone::Plain,
+        }
+    }
+}
+
+impl Badge for AuthUserState {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Active => Tone::Good,
+            Self::Banned | Self::Missing => Tone::Bad,
+            Self::Unknown => Tone::Warn,
+            Self::Unlinked => Tone::Plain,
+        }
+    }
+}
+
+impl Badge for Level {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Ok => Tone::Good,
+            Self::Down => Tone::Bad,
+            Self::Warn => Tone::Warn,
+            Self::Off => Tone::Plain,
+        }
+    }
 }
 
 /// A message a redirect after a POST asks the next page to show. Only

@@ -3,7 +3,6 @@
 use super::session::{Post, Session};
 use super::{badge, csrf_field, link, page, time, ConsoleError, Nav, Result};
 use crate::admin;
-use crate::admin::health::Level;
 use crate::provision::reconcile::Report;
 use crate::AppState;
 use axum::extract::{Query, State};
@@ -137,7 +136,7 @@ pub async fn health(session: Session, State(state): State<AppState>) -> Response
                 @for c in &h.checks {
                     tr {
                         td { (c.name) }
-                        td { @if c.level == Level::Off { span.badge { (c.level.as_str()) } } @else { (badge(c.level.as_str())) } }
+                        td { (badge(c.level)) }
                         td { (c.detail) }
                     }
                 }

@@ -4,13 +4,12 @@
 use super::session::{Post, Session};
 use super::{badge, csrf_field, link, notice_block, opt_time, page, segment, time, Nav, Result};
 use crate::admin;
+use crate::state::{Action, JobState, RowStatus};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
 use maud::{html, Markup};
 use std::collections::HashMap;
-
-const STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
 
 /// `GET /console/people?q=&status=&cursor=`.
 pub async fn list(
@@ -29,7 +28,7 @@ pub async fn list(
             label { "Status"
                 select name="status" {
                     option value="" { "any" }
-                    @for s in STATUSES {
+                    @for s in RowStatus::ALL.map(RowStatus::as_str) {
                         option value=(s) selected[status == s] { (s) }
                     }
                 }
@@ -47,7 +46,7 @@ pub async fn list(
                             td { a href={ "/console/people/" (segment(&p.id)) } { code { (p.id) } } }
                             td { (p.email.as_deref().unwrap_or("—")) }
                             td { (p.name.as_deref().unwrap_or("—")) }
-                            td { (badge(&p.status)) }
+                            td { (badge(p.status)) }
                             td { @match p.auth_user_id { Some(u) => code { (u) }, None => "unlinked" } }
                             td { (time(&p.updated_at)) }
                         }
@@ -78,7 +77,7 @@ pub fn events_table(events: &[admin::events::EventSummary]) -> Markup {
                             td { (time(&e.occurred_at)) }
                             td { (time(&e.received_at)) }
                             td { (e.source) }
-                            td { (badge(&e.outcome)) }
+                            td { (badge(e.outcome)) }
                             td.num { (e.attempts) }
                             td.errtext { (e.error.as_deref().unwrap_or("")) }
                         }
@@ -101,13 +100,13 @@ pub fn jobs_table(session: &Session, jobs: &[admin::jobs::Job]) -> Markup {
                         tr {
                             td.num { (j.id) }
                             td { (j.email) }
-                            td { (badge(&j.status)) }
+                            td { (badge(j.status)) }
                             td.num { (j.attempts) }
                             td { (time(&j.run_at)) }
-                            td { (j.last_action.as_deref().unwrap_or("—")) }
+                            td { (j.last_action.map_or("—", Action::as_str)) }
                             td.errtext { (j.last_error.as_deref().unwrap_or("")) }
                             td {
-                                @if j.status == "dead" {
+                                @if j.status == JobState::Dead {
                                     form.inline method="post" action={ "/console/jobs/" (j.id) "/retry" } {
                                         (csrf_field(session))
                                         button type="submit" { "Retry" }
@@ -143,7 +142,7 @@ pub async fn detail(
                     dt { "Record id" } dd { code { (u.id) } }
                     dt { "Email" } dd { (u.email.as_deref().unwrap_or("—")) }
                     dt { "Name" } dd { (u.name.as_deref().unwrap_or("—")) }
-                    dt { "Status" } dd { (badge(&u.status)) }
+                    dt { "Status" } dd { (badge(u.status)) }
                     dt { "Groups" } dd { (u.groups.join(", ")) }
                     dt { "Roles" } dd { (u.roles.join(", ")) }
                     dt { "Profile at" } dd { (opt_time(&u.profile_at)) " " code { (u.profile_event_id.as_deref().unwrap_or("")) } }

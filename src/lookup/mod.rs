@@ -10,6 +10,7 @@ use crate::provision::provider::AuthProvider;
 use crate::provision::provision_person;
 use crate::roles::RoleMap;
 use crate::roster::store::{self, LoginRow};
+use crate::state::RowStatus;
 use readthrough::{ReadThrough, ReadThroughError};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -126,12 +127,14 @@ async fn answer(
     row: LoginRow,
     source: Source,
 ) -> Result<Answer, LookupError> {
-    if row.status != "active" {
-        return Ok(Answer::Inactive { status: row.status });
+    if row.status != RowStatus::Active {
+        return Ok(Answer::Inactive {
+            status: row.status.as_str().into(),
+        });
     }
     let Some(email) = row.email.clone() else {
         return Ok(Answer::Inactive {
-            status: "deleted".into(),
+            status: RowStatus::Deleted.as_str().into(),
         });
     };
     let row = if row.auth_user_id.is_none() || row.pending {
@@ -162,7 +165,7 @@ async fn answer(
             id: row.id,
             email: row.email.unwrap_or_default(),
             name: row.name,
-            status: row.status,
+            status: row.status.as_str().into(),
             roles: row.roles,
         },
         auth: Auth {

@@ -1,6 +1,7 @@
 //! The provisioning outbox's SQL: enqueue (inside the apply transaction),
 //! claim with a lease, record the result.
 
+use crate::state::{Action, JobState};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -25,12 +26,14 @@ pub async fn enqueue(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sql
            select unnest($1::text[])
            on conflict (email) where state in ('pending', 'running')
            do update set
-               dirty = provisioning_jobs.state = 'running',
-               run_at = case when provisioning_jobs.state = 'pending'
+               dirty = provisioning_jobs.state = $2,
+               run_at = case when provisioning_jobs.state = $3
                              then least(provisioning_jobs.run_at, now())
                              else provisioning_jobs.run_at end,
                updated_at = now()"#,
-        &emails
+        &emails,
+        JobState::Running.as_str(),
+        JobState::Pending.as_str()
     )
     .execute(conn)
     .await?;
@@ -112,7 +115,7 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
                order by lease_until limit $1
                for update skip locked)
            update provisioning_jobs j set
-               state = 'running',
+               state = $4,
                attempts = j.attempts + 1,
                lease_token = $2,
                lease_until = now() + make_interval(secs => $3),
@@ -122,7 +125,8 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
            returning j.id, j.email, j.attempts, now() as "started_at!""#,
         limit,
         token,
-        lease_secs
+        lease_secs,
+        JobState::Running.as_str()
     )
     .fetch_all(db)
     .await?;
@@ -145,12 +149,14 @@ pub async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
     let tokens: Vec<Uuid> = jobs.iter().map(|j| j.token).collect();
     sqlx::query!(
         "update provisioning_jobs j set
-             state = 'pending', attempts = j.attempts - 1, dirty = false,
+             state = $3, attempts = j.attempts - 1, dirty = false,
              lease_token = null, lease_until = null, updated_at = now()
          from unnest($1::bigint[], $2::uuid[]) as c(id, token)
-         where j.id = c.id and j.lease_token = c.token and j.state = 'running'",
+         where j.id = c.id and j.lease_token = c.token and j.state = $4",
         &ids,
-        &tokens
+        &tokens,
+        JobState::Pending.as_str(),
+        JobState::Running.as_str()
     )
     .execute(db)
     .await?;
@@ -161,10 +167,11 @@ pub async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
 pub async fn renew(db: &PgPool, job: &Claimed, lease: Duration) -> Result<bool, sqlx::Error> {
     let r = sqlx::query!(
         "update provisioning_jobs set lease_until = now() + make_interval(secs => $3)
-         where id = $1 and lease_token = $2 and state = 'running'",
+         where id = $1 and lease_token = $2 and state = $4",
         job.id,
         job.token,
-        lease.as_secs_f64()
+        lease.as_secs_f64(),
+        JobState::Running.as_str()
     )
     .execute(db)
     .await?;
@@ -174,9 +181,21 @@ pub async fn renew(db: &PgPool, job: &Claimed, lease: Duration) -> Result<bool, 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finish {
-    Done { action: &'static str },
+    Done { action: Action },
     Retry { error: String, after: Duration },
     Dead { error: String, transient: bool },
+}
+
+impl Finish {
+    /// The state the attempt leaves its job in (unless the person changed
+    /// meanwhile: see [`finish`]).
+    pub fn state(&self) -> JobState {
+        match self {
+            Self::Done { .. } => JobState::Done,
+            Self::Retry { .. } => JobState::Pending,
+            Self::Dead { .. } => JobState::Dead,
+        }
+    }
 }
 
 /// Records attempts and moves their jobs on, many in one statement: the
@@ -201,8 +220,8 @@ pub async fn finish(
                    as r(id, token, state, action, error, transient, delay, attempt, started_at)),
            job as (
                update provisioning_jobs j set
-                   state = case when j.dirty and r.state <> 'pending' then 'pending' else r.state end,
-                   attempts = case when j.dirty and r.state <> 'pending' then 0 else j.attempts end,
+                   state = case when j.dirty and r.state <> $10 then $10 else r.state end,
+                   attempts = case when j.dirty and r.state <> $10 then 0 else j.attempts end,
                    run_at = case when j.dirty then now() else now() + make_interval(secs => r.delay) end,
                    dirty = false,
                    lease_token = null,
@@ -211,20 +230,22 @@ pub async fn finish(
                    last_error = r.error,
                    updated_at = now()
                from result r
-               where j.id = r.id and j.lease_token = r.token and j.state = 'running'
+               where j.id = r.id and j.lease_token = r.token and j.state = $11
                returning r.*)
            insert into provisioning_attempts (job_id, attempt, started_at, action, error, transient)
            select id, attempt, started_at, action, error, transient from job
            returning job_id as "job_id!""#,
         &cols.id,
         &cols.token,
-        &cols.state as &[&str],
-        &cols.action as &[Option<&str>],
+        &cols.state as &[JobState],
+        &cols.action as &[Option<Action>],
         &cols.error as &[Option<String>],
         &cols.transient as &[Option<bool>],
         &cols.delay,
         &cols.attempt,
-        &cols.started_at
+        &cols.started_at,
+        JobState::Pending.as_str(),
+        JobState::Running.as_str()
     )
     .fetch_all(db)
     .await?;
@@ -239,8 +260,8 @@ pub async fn finish(
 struct FinishColumns {
     id: Vec<i64>,
     token: Vec<Uuid>,
-    state: Vec<&'static str>,
-    action: Vec<Option<&'static str>>,
+    state: Vec<JobState>,
+    action: Vec<Option<Action>>,
     error: Vec<Option<String>>,
     transient: Vec<Option<bool>>,
     delay: Vec<f64>,
@@ -250,20 +271,14 @@ struct FinishColumns {
 
 impl FinishColumns {
     fn push(&mut self, job: &Claimed, result: &Finish) {
-        let (state, action, error, transient, delay) = match result {
-            Finish::Done { action } => ("done", Some(*action), None, None, 0.0),
-            Finish::Retry { error, after } => (
-                "pending",
-                None,
-                Some(error),
-                Some(true),
-                after.as_secs_f64(),
-            ),
-            Finish::Dead { error, transient } => ("dead", None, Some(error), Some(*transient), 0.0),
+        let (action, error, transient, delay) = match result {
+            Finish::Done { action } => (Some(*action), None, None, 0.0),
+            Finish::Retry { error, after } => (None, Some(error), Some(true), after.as_secs_f64()),
+            Finish::Dead { error, transient } => (None, Some(error), Some(*transient), 0.0),
         };
         self.id.push(job.id);
         self.token.push(job.token);
-        self.state.push(state);
+        self.state.push(result.state());
         self.action.push(action);
         // Provider error text is not ours: Postgres `text` refuses NUL, and a
         // refused result would leave the job to its lease.
@@ -291,9 +306,9 @@ pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// Jobs by state, for operators and metrics.
-pub async fn counts(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn counts(db: &PgPool) -> Result<Vec<(JobState, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select state as "state!", count(*) as "n!" from provisioning_jobs group by state order by state"#
+        r#"select state as "state!: JobState", count(*) as "n!" from provisioning_jobs group by state order by state"#
     )
     .fetch_all(db)
     .await?;

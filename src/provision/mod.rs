@@ -45,10 +45,9 @@ pub mod worker;
 
 use crate::db::RunPool;
 use crate::event::Email;
+use crate::state::Action;
 use locks::{Key, Locks};
-use person::{
-    decide, link, link_new, link_row, load, Action, Decision, Facts, Occupant, Person, Step,
-};
+use person::{decide, link, link_new, link_row, load, Decision, Facts, Occupant, Person, Step};
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
@@ -95,10 +94,7 @@ pub async fn provision_person(
     email: &Email,
 ) -> Result<Action, ProvisionError> {
     let result = provision(db, provider, email).await;
-    crate::metrics::provisioned(match &result {
-        Ok(action) => action.as_str(),
-        Err(_) => "failed",
-    });
+    crate::metrics::provisioned(result.as_ref().ok().copied());
     result
 }
 

@@ -5,7 +5,7 @@
 
 use super::provider::{AuthUser, Profile, UserUpdate};
 use crate::event::Email;
-use crate::roster::RowStatus;
+use crate::state::{Action, RowStatus};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -55,29 +55,6 @@ impl Person {
 
     pub fn holder_link(&self) -> Option<Uuid> {
         self.holder.as_ref().and_then(|h| h.auth_user_id)
-    }
-}
-
-/// What provisioning did for one person, counted by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Created,
-    Restored,
-    Decommissioned,
-    Updated,
-    Unchanged,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Restored => "restored",
-            Self::Decommissioned => "decommissioned",
-            Self::Updated => "updated",
-            Self::Unchanged => "unchanged",
-        }
     }
 }
 
@@ -286,7 +263,7 @@ pub fn decide(f: &Facts) -> Decision {
 pub struct PersonRow {
     pub id: String,
     pub email: String,
-    pub status: String,
+    pub status: RowStatus,
     pub name: Option<String>,
     pub roles: Vec<String>,
     pub auth_user_id: Option<Uuid>,
@@ -305,17 +282,12 @@ impl Person {
     /// Adds a row carrying this email. Rows must come holder first: live
     /// before deleted, then newest profile first.
     pub fn push(&mut self, r: PersonRow) {
-        let status = match r.status.as_str() {
-            "active" => RowStatus::Active,
-            "disabled" => RowStatus::Disabled,
-            _ => RowStatus::Deleted,
-        };
         let first = self.holder.is_none() && !self.seen_rows;
         self.seen_rows = true;
-        if first && status != RowStatus::Deleted {
+        if first && r.status != RowStatus::Deleted {
             self.holder = Some(Holder {
                 row_id: r.id,
-                status,
+                status: r.status,
                 name: r.name,
                 roles: r.roles,
                 auth_user_id: r.auth_user_id,
@@ -330,10 +302,11 @@ impl Person {
 pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx::Error> {
     let rows = sqlx::query_as!(
         PersonRow,
-        r#"select id, email as "email!", status as "status!", name, roles, auth_user_id
+        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
            from roster where email = $1
-           order by (status <> 'deleted') desc, profile_at desc, profile_event_id desc"#,
-        email.as_str()
+           order by (status <> $2) desc, profile_at desc, profile_event_id desc"#,
+        email.as_str(),
+        RowStatus::Deleted.as_str()
     )
     .fetch_all(conn)
     .await?;
@@ -345,8 +318,9 @@ pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx
 /// The row an auth user is linked to, if any.
 pub async fn link_row(conn: &mut PgConnection, user: Uuid) -> Result<Option<LinkRow>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"select email, status <> 'deleted' as "live!" from roster where auth_user_id = $1"#,
-        user
+        r#"select email, status <> $2 as "live!" from roster where auth_user_id = $1"#,
+        user,
+        RowStatus::Deleted.as_str()
     )
     .fetch_optional(conn)
     .await?;
@@ -367,12 +341,13 @@ pub async fn link_new(
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query!(
         "update roster set auth_user_id = $2, auth_linked_at = now()
-         where id = $1 and email = $3 and status = 'active'
+         where id = $1 and email = $3 and status = $5
            and auth_user_id is not distinct from $4",
         row_id,
         user,
         person.as_str(),
-        expected
+        expected,
+        RowStatus::Active.as_str()
     )
     .execute(conn)
     .await?;

@@ -1,11 +1,12 @@
 //! Full reconcile: compare every person in the roster with the provider
 //! and act only on differences, through the one provisioning function.
 
-use super::person::{decide, Action, Decision, Facts, LinkRow, Occupant, Person, PersonRow};
+use super::person::{decide, Decision, Facts, LinkRow, Occupant, Person, PersonRow};
 use super::provider::{AuthProvider, AuthUser, ProviderError};
 use super::provision_person;
 use crate::db::RunPool;
 use crate::event::Email;
+use crate::state::{Action, RowStatus};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -84,8 +85,9 @@ async fn all_users(provider: &dyn AuthProvider) -> Result<Users, ProviderError> 
 /// Every roster link: which row (email, live) each linked user belongs to.
 async fn all_links(db: &mut PgConnection) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select auth_user_id as "id!", email, status <> 'deleted' as "live!"
-           from roster where auth_user_id is not null"#
+        r#"select auth_user_id as "id!", email, status <> $1 as "live!"
+           from roster where auth_user_id is not null"#,
+        RowStatus::Deleted.as_str()
     )
     .fetch_all(db)
     .await?;
@@ -122,9 +124,10 @@ pub async fn reconcile(
     // complete when the email changes.
     let mut rows = sqlx::query_as!(
         PersonRow,
-        r#"select id, email as "email!", status as "status!", name, roles, auth_user_id
+        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
            from roster where email is not null
-           order by email, (status <> 'deleted') desc, profile_at desc, profile_event_id desc"#
+           order by email, (status <> $1) desc, profile_at desc, profile_event_id desc"#,
+        RowStatus::Deleted.as_str()
     )
     .fetch(&mut *db);
     let mut current: Option<Person> = None;

@@ -6,6 +6,7 @@ use super::provider::AuthProvider;
 use super::{provision_person, ProvisionError};
 use crate::config::WorkerConfig;
 use crate::event::Email;
+use crate::state::Action;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::VecDeque;
@@ -234,15 +235,9 @@ impl Worker {
         }
     }
 
-    fn outcome(
-        &self,
-        job: &Claimed,
-        result: Result<super::person::Action, ProvisionError>,
-    ) -> Finish {
+    fn outcome(&self, job: &Claimed, result: Result<Action, ProvisionError>) -> Finish {
         match result {
-            Ok(action) => Finish::Done {
-                action: action.as_str(),
-            },
+            Ok(action) => Finish::Done { action },
             Err(e) if e.is_transient() && job.attempt < self.cfg.max_attempts => {
                 let after = jobs::backoff(job.attempt, e.retry_after());
                 tracing::warn!(job = job.id, attempt = job.attempt, retry_in = ?after, error = %e, "provisioning failed; will retry");

@@ -5,27 +5,11 @@ use super::merge::merge;
 use super::store;
 use crate::event::{Change, EventId, EventRules, EventType, ParsedBody, UserEvent};
 use crate::roles::RoleMap;
+use crate::state::{EventOutcome, Source};
 use sqlx::{PgConnection, PgPool};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Webhook,
-    Replay,
-    Readthrough,
-    Import,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Replay => "replay",
-            Self::Readthrough => "readthrough",
-            Self::Import => "import",
-        }
-    }
-}
-
+/// The answer to one delivery: what its event came to, or that the event
+/// was stored already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Applied,
@@ -38,12 +22,28 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    /// What the event is stored with; `None` for a duplicate, which
+    /// stores nothing.
+    pub fn stored(self) -> Option<EventOutcome> {
         match self {
-            Self::Applied => "applied",
-            Self::Stale => "stale",
-            Self::Duplicate => "duplicate",
-            Self::Failed => "failed",
+            Self::Applied => Some(EventOutcome::Applied),
+            Self::Stale => Some(EventOutcome::Stale),
+            Self::Failed => Some(EventOutcome::Failed),
+            Self::Duplicate => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.stored().map_or("duplicate", EventOutcome::as_str)
+    }
+}
+
+impl From<EventOutcome> for Outcome {
+    fn from(o: EventOutcome) -> Self {
+        match o {
+            EventOutcome::Applied => Self::Applied,
+            EventOutcome::Stale => Self::Stale,
+            EventOutcome::Failed => Self::Failed,
         }
     }
 }
@@ -96,7 +96,7 @@ pub async fn ingest(
         Err(ApplyError::Conflict) => "conflict",
         Err(ApplyError::Db(_)) => "error",
     };
-    crate::metrics::event(source.as_str(), body.event.event_type.as_str(), outcome);
+    crate::metrics::event(source, body.event.event_type.as_str(), outcome);
     result
 }
 
@@ -133,7 +133,7 @@ async fn try_ingest(
         event,
         &body.payload,
         &body.payload_hash,
-        source.as_str(),
+        source,
         None,
     )
     .await?;
@@ -144,7 +144,7 @@ async fn try_ingest(
             Some(s) if s.payload_hash.as_slice() != body.payload_hash.as_slice() => {
                 Err(ApplyError::Conflict)
             }
-            Some(s) if s.outcome == Outcome::Failed.as_str() => {
+            Some(s) if s.outcome == EventOutcome::Failed => {
                 let mut tx = pool.begin().await?;
                 let again = reapply(
                     &mut tx,
@@ -155,7 +155,7 @@ async fn try_ingest(
                 )
                 .await?;
                 tx.commit().await?;
-                Ok(again.map(|r| r.outcome))
+                Ok(again.map(|r| r.outcome.into()))
             }
             Some(_) => Ok(Some(Outcome::Duplicate)),
             None => Ok(None),
@@ -163,11 +163,11 @@ async fn try_ingest(
     }
     match apply_to_roster(&mut tx, event, roles).await {
         Ok(outcome) => {
-            if outcome == Outcome::Stale {
-                store::set_event_outcome(&mut tx, &event.key.event_id, outcome.as_str()).await?;
+            if outcome == EventOutcome::Stale {
+                store::set_event_outcome(&mut tx, &event.key.event_id, outcome).await?;
             }
             tx.commit().await?;
-            Ok(Some(outcome))
+            Ok(Some(outcome.into()))
         }
         Err(e) if is_passing(&e) => Err(e.into()),
         Err(e) => {
@@ -180,7 +180,7 @@ async fn try_ingest(
                 event,
                 &body.payload,
                 &body.payload_hash,
-                source.as_str(),
+                source,
                 Some(&error),
             )
             .await?;
@@ -205,7 +205,7 @@ pub async fn ingest_batch(
     match try_batch(pool, bodies, source, roles).await {
         Ok(outcomes) => {
             for (b, o) in bodies.iter().zip(&outcomes) {
-                crate::metrics::event(source.as_str(), b.event.event_type.as_str(), o.as_str());
+                crate::metrics::event(source, b.event.event_type.as_str(), o.as_str());
             }
             Ok(outcomes)
         }
@@ -275,9 +275,9 @@ async fn try_batch(
                 emails.extend(m.row.email().map(|e| e.as_str()));
             }
             if m.stale {
-                Outcome::Stale
+                EventOutcome::Stale
             } else {
-                Outcome::Applied
+                EventOutcome::Applied
             }
         };
         outcomes.push(outcome);
@@ -287,14 +287,10 @@ async fn try_batch(
     if !emails.is_empty() {
         crate::provision::jobs::enqueue(&mut tx, &emails).await?;
     }
-    let events: Vec<_> = bodies
-        .iter()
-        .zip(&outcomes)
-        .map(|(b, o)| (b, o.as_str()))
-        .collect();
-    store::insert_events(&mut tx, &events, source.as_str()).await?;
+    let events: Vec<_> = bodies.iter().zip(outcomes.iter().copied()).collect();
+    store::insert_events(&mut tx, &events, source).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().map(Outcome::from).collect())
 }
 
 /// The result of applying a stored event again.
@@ -302,7 +298,7 @@ async fn try_batch(
 pub struct Reapplied {
     pub event_type: EventType,
     pub user_id: String,
-    pub outcome: Outcome,
+    pub outcome: EventOutcome,
     pub error: Option<String>,
 }
 
@@ -337,7 +333,7 @@ pub async fn reapply(
                 "the stored payload no longer passes the event rules ({})",
                 why.join("; ")
             );
-            (Outcome::Failed, Some(why))
+            (EventOutcome::Failed, Some(why))
         }
         Ok(event) => {
             // A savepoint, so a refused change leaves the transaction usable
@@ -365,12 +361,12 @@ pub async fn reapply(
                 Err(e) if is_passing(&e) => return Err(e),
                 Err(e) => {
                     sp.rollback().await?;
-                    (Outcome::Failed, Some(describe(&e)))
+                    (EventOutcome::Failed, Some(describe(&e)))
                 }
             }
         }
     };
-    store::record_reapply(tx, event_id, outcome.as_str(), error.as_deref(), actor).await?;
+    store::record_reapply(tx, event_id, outcome, error.as_deref(), actor).await?;
     Ok(Some(Reapplied {
         event_type,
         user_id: stored.user_id,
@@ -385,7 +381,7 @@ pub async fn apply_to_roster(
     conn: &mut PgConnection,
     event: &UserEvent,
     roles: &RoleMap,
-) -> Result<Outcome, sqlx::Error> {
+) -> Result<EventOutcome, sqlx::Error> {
     loop {
         let current = store::lock_row(conn, &event.user_id).await?;
         let merged = merge(current.as_ref(), event, roles);
@@ -417,9 +413,9 @@ pub async fn apply_to_roster(
             }
         }
         return Ok(if merged.stale {
-            Outcome::Stale
+            EventOutcome::Stale
         } else {
-            Outcome::Applied
+            EventOutcome::Applied
         });
     }
 }

@@ -1,10 +1,11 @@
 //! Bulk roster import (`rosterd push` and `rosterd sync`): rows from
 //! a file become ordinary events applied through the one apply path.
 
-use super::apply::{ingest_batch, Source};
+use super::apply::ingest_batch;
 use super::store;
 use crate::event::{BodyError, EventRules, ParsedBody};
 use crate::roles::RoleMap;
+use crate::state::Source;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;

@@ -2,6 +2,7 @@
 
 use crate::event::{Change, Email, OrderKey, Profile, ProfileStatus, UserEvent};
 use crate::roles::RoleMap;
+use crate::state::RowStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileRegister {
@@ -16,23 +17,6 @@ pub struct ProfileRegister {
 pub struct Registers {
     pub profile: Option<ProfileRegister>,
     pub deletion: Option<OrderKey>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RowStatus {
-    Active,
-    Disabled,
-    Deleted,
-}
-
-impl RowStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-            Self::Deleted => "deleted",
-        }
-    }
 }
 
 impl Registers {

@@ -7,5 +7,6 @@ pub mod import;
 pub mod merge;
 pub mod store;
 
-pub use apply::{ingest, ApplyError, Outcome, Source};
-pub use merge::{ProfileRegister, Registers, RowStatus};
+pub use crate::state::Source;
+pub use apply::{ingest, ApplyError, Outcome};
+pub use merge::{ProfileRegister, Registers};

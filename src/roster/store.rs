@@ -1,9 +1,10 @@
 //! The roster's SQL: small functions named by verb, each taking a
 //! connection so one transaction can span several.
 
-use super::merge::{ProfileRegister, Registers, RowStatus};
+use super::merge::{ProfileRegister, Registers};
 use crate::event::{Change, Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
 use crate::roles::RoleMap;
+use crate::state::{EventOutcome, RowStatus, Source};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -183,8 +184,8 @@ pub async fn update_rows(
 /// The batch form of [`insert_event`], each with its outcome.
 pub async fn insert_events(
     conn: &mut PgConnection,
-    events: &[(&crate::event::ParsedBody, &str)],
-    source: &str,
+    events: &[(&crate::event::ParsedBody, EventOutcome)],
+    source: Source,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<Value> = events
         .iter()
@@ -243,9 +244,12 @@ pub fn compare(current: Option<&Registers>, event: &UserEvent, roles: &RoleMap) 
 
 /// Ids of every record that is not deleted.
 pub async fn live_ids(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar!("select id from roster where status <> 'deleted' order by id")
-        .fetch_all(conn)
-        .await
+    sqlx::query_scalar!(
+        "select id from roster where status <> $1 order by id",
+        RowStatus::Deleted.as_str()
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// The columns of a row's registers, as bound parameters.
@@ -352,14 +356,17 @@ pub async fn insert_event(
     event: &UserEvent,
     payload: &serde_json::Value,
     payload_hash: &[u8],
-    source: &str,
+    source: Source,
     failure: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
+    let outcome = match failure {
+        None => EventOutcome::Applied,
+        Some(_) => EventOutcome::Failed,
+    };
     let inserted = sqlx::query_scalar!(
         r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
                                        payload_hash, source, outcome, error, processed_at)
-           values ($1, $2, $3, $4, $5, $6, $7,
-                   case when $8::text is null then 'applied' else 'failed' end, $8, now())
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
            on conflict (event_id) do nothing
            returning true as "inserted!""#,
         event.key.event_id.as_str(),
@@ -368,7 +375,8 @@ pub async fn insert_event(
         event.user_id.as_str(),
         payload,
         payload_hash,
-        source,
+        source.as_str(),
+        outcome.as_str(),
         failure,
     )
     .fetch_optional(conn)
@@ -379,7 +387,7 @@ pub async fn insert_event(
 /// What dedup needs to know about an event already stored.
 pub struct StoredEvent {
     pub payload_hash: Vec<u8>,
-    pub outcome: String,
+    pub outcome: EventOutcome,
 }
 
 pub async fn stored_event(
@@ -388,7 +396,8 @@ pub async fn stored_event(
 ) -> Result<Option<StoredEvent>, sqlx::Error> {
     sqlx::query_as!(
         StoredEvent,
-        "select payload_hash, outcome from inbound_events where event_id = $1",
+        r#"select payload_hash, outcome as "outcome: EventOutcome"
+           from inbound_events where event_id = $1"#,
         event_id.as_str()
     )
     .fetch_optional(conn)
@@ -444,7 +453,7 @@ pub async fn email_of(
 pub async fn record_reapply(
     conn: &mut PgConnection,
     event_id: &EventId,
-    outcome: &str,
+    outcome: EventOutcome,
     error: Option<&str>,
     actor: &str,
 ) -> Result<(), sqlx::Error> {
@@ -457,7 +466,7 @@ pub async fn record_reapply(
            insert into event_replays (event_id, actor, outcome, error)
            select event_id, $4, $2, $3 from e"#,
         event_id.as_str(),
-        outcome,
+        outcome.as_str(),
         error,
         actor
     )
@@ -469,12 +478,12 @@ pub async fn record_reapply(
 pub async fn set_event_outcome(
     conn: &mut PgConnection,
     event_id: &EventId,
-    outcome: &str,
+    outcome: EventOutcome,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "update inbound_events set outcome = $2 where event_id = $1",
         event_id.as_str(),
-        outcome
+        outcome.as_str()
     )
     .execute(conn)
     .await?;
@@ -486,8 +495,9 @@ pub async fn set_event_outcome(
 pub async fn email_conflicts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select email as "email!", count(*) as "rows!"
-           from roster where status <> 'deleted' and email is not null
-           group by email having count(*) > 1 order by email"#
+           from roster where status <> $1 and email is not null
+           group by email having count(*) > 1 order by email"#,
+        RowStatus::Deleted.as_str()
     )
     .fetch_all(conn)
     .await?;
@@ -501,9 +511,10 @@ pub async fn holder_of(
 ) -> Result<Option<RecordId>, sqlx::Error> {
     let id = sqlx::query_scalar!(
         r#"select id from roster
-           where email = $1 and status <> 'deleted'
+           where email = $1 and status <> $2
            order by profile_at desc, profile_event_id desc limit 1"#,
-        email.as_str()
+        email.as_str(),
+        RowStatus::Deleted.as_str()
     )
     .fetch_optional(conn)
     .await?;
@@ -516,7 +527,7 @@ pub struct LoginRow {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: RowStatus,
     pub roles: Vec<String>,
     pub auth_user_id: Option<uuid::Uuid>,
     /// A provisioning job is queued or running for this person.
@@ -531,13 +542,14 @@ pub async fn login_row_by_email(
 ) -> Result<Option<LoginRow>, sqlx::Error> {
     sqlx::query_as!(
         LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!", r.roles, r.auth_user_id,
+        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
                          where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
            from roster r where r.email = $1
-           order by (r.status <> 'deleted') desc, r.profile_at desc, r.profile_event_id desc
+           order by (r.status <> $2) desc, r.profile_at desc, r.profile_event_id desc
            limit 1"#,
-        email.as_str()
+        email.as_str(),
+        RowStatus::Deleted.as_str()
     )
     .fetch_optional(conn)
     .await
@@ -549,7 +561,7 @@ pub async fn login_row_by_id(
 ) -> Result<Option<LoginRow>, sqlx::Error> {
     sqlx::query_as!(
         LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!", r.roles, r.auth_user_id,
+        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
                          where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
            from roster r where r.id = $1"#,

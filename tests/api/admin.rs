@@ -1045,3 +1045,22 @@ async fn plan_cache_mode(conn: &mut sqlx::PgConnection) -> String {
         .await
         .unwrap()
 }
+
+/// A word the code does not know, in a column without a CHECK (as a newer
+/// release could write it), is a decode error: never a guessed value.
+#[sqlx::test]
+async fn an_unknown_stored_word_is_an_error_not_a_default(db: PgPool) {
+    sqlx::query(
+        "insert into provisioning_jobs (email, state, last_action)
+         values ('a@example.com', 'dead', 'archived')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    match rosterd::admin::jobs::for_email(&db, "a@example.com").await {
+        Err(sqlx::Error::ColumnDecode { source, .. }) => {
+            assert!(source.to_string().contains("\"archived\""), "{source}");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}

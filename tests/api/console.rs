@@ -488,7 +488,7 @@ async fn an_operator_works_the_console_in_a_real_browser(
     assert!(drained, "the worker did not drain the queue");
     let dead: i64 = sqlx::query_scalar(
         "insert into provisioning_jobs (email, state, attempts, last_action, last_error)
-         values ('grace@example.com', 'dead', 12, 'update',
+         values ('grace@example.com', 'dead', 12, 'updated',
                  'auth provider: 503 Service Unavailable (gave up after 12 attempts)')
          returning id",
     )

@@ -382,7 +382,9 @@ async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
     .unwrap();
     assert_eq!(active, 1);
     // …and finishing the stale run puts the job back to pending.
-    let finish = rosterd::provision::jobs::Finish::Done { action: "created" };
+    let finish = rosterd::provision::jobs::Finish::Done {
+        action: rosterd::state::Action::Created,
+    };
     assert_eq!(
         rosterd::provision::jobs::finish(&h.db, &[(&claimed[0], &finish)])
             .await
@@ -470,7 +472,9 @@ async fn a_batch_of_results_records_only_the_claims_still_held(db: PgPool) {
         .unwrap();
     let taken = claim(&h.db, 3, lease).await.unwrap();
     assert_eq!(taken.len(), 1);
-    let done = Finish::Done { action: "created" };
+    let done = Finish::Done {
+        action: rosterd::state::Action::Created,
+    };
     let retry = Finish::Retry {
         error: "provider said 503\0".into(),
         after: Duration::from_secs(60),
