@@ -3,15 +3,20 @@
 //! worker, the HTTP app — and runs `serve`. The CLI verbs take their live
 //! parts from here too.
 
+use crate::config::Config;
 use crate::config::{DatabaseConfig, ProviderConfig, ServeArgs, WorkerConfig};
+use crate::http::AppState;
 use crate::lookup::readthrough::ReadThrough;
 use crate::provision::provider::local::LocalProvider;
 use crate::provision::provider::supabase::SupabaseProvider;
 use crate::provision::provider::{metered::Metered, AuthProvider};
 use crate::provision::worker::Worker;
-use crate::{build_app, db, AppState};
+use crate::{console, db, error, http, telemetry};
+use axum::Router;
 use sqlx::PgPool;
+use std::future::Future;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How a command failed: bad usage or configuration (exit 2), or at run
@@ -201,4 +206,39 @@ pub async fn stop_on_signal(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
     token.cancel();
+}
+
+/// The whole HTTP surface. Tests and the binary build the same thing.
+pub fn build_app(state: AppState) -> Router {
+    let app = routes(&state.config).into_router();
+    telemetry::layer(app.fallback(not_found).with_state(state))
+}
+
+/// Every route the app serves under `config`: the JSON API, which
+/// `openapi.yaml` documents exactly (`tests/api/openapi.rs`), and the
+/// operator console's HTML pages under `/console`.
+pub fn routes(config: &Config) -> http::Routes {
+    let mut routes = http::ops::router()
+        .merge(http::lookup::router())
+        .merge(http::admin::router())
+        .merge(console::router());
+    if config.webhook_enabled {
+        routes = routes.merge(http::inbound::router(config.max_body_bytes));
+    }
+    routes
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound
+}
+
+/// Serves `app` on `listener` with the default client time-outs and
+/// connection cap until `shutdown` resolves, then lets the requests in
+/// flight finish ([`http::server::serve`] takes the configured ones).
+pub async fn run_http(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    http::server::serve(listener, app, http::server::Limits::default(), shutdown).await
 }

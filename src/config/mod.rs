@@ -160,9 +160,9 @@ pub struct Config {
     pub events: crate::event::EventRules,
     pub provider: ProviderConfig,
     /// Tokens admitted by the login lookup; none configured admits nobody.
-    pub login_tokens: crate::http::bearer::BearerTokens,
+    pub login_tokens: crate::bearer::BearerTokens,
     /// Operators' named tokens; none configured admits nobody.
-    pub admin_tokens: crate::http::bearer::BearerTokens,
+    pub admin_tokens: crate::bearer::BearerTokens,
     pub directory: Option<DirectoryConfig>,
     /// `None` when the worker is switched off.
     pub worker: Option<WorkerConfig>,
@@ -196,7 +196,7 @@ impl ServeArgs {
         let events = self.events.resolve()?;
         let provider = self.provider.resolve()?;
         let worker = self.worker.resolve()?;
-        let login_tokens = crate::http::bearer::BearerTokens::parse(
+        let login_tokens = crate::bearer::BearerTokens::parse(
             read_secret(
                 "LOGIN_API_TOKENS",
                 self.login_api_tokens.as_ref(),
@@ -204,7 +204,7 @@ impl ServeArgs {
             )?
             .as_ref(),
         );
-        let admin_tokens = crate::http::bearer::BearerTokens::parse_named(
+        let admin_tokens = crate::bearer::BearerTokens::parse_named(
             read_secret(
                 "ADMIN_TOKENS",
                 self.admin_tokens.as_ref(),

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::admin::events::{EventFilter, RawFilter};
 use crate::admin::{self, replay::BulkReport};
+use crate::http::AppState;
 use crate::state::EventOutcome;
-use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
 use maud::{html, Markup};

@@ -3,8 +3,8 @@
 use super::session::{Post, Session};
 use super::{badge, csrf_field, link, page, time, ConsoleError, Nav, Result};
 use crate::admin;
+use crate::http::AppState;
 use crate::provision::reconcile::Report;
-use crate::AppState;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::{html, Markup};

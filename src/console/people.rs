@@ -4,8 +4,8 @@
 use super::session::{Post, Session};
 use super::{badge, csrf_field, link, notice_block, opt_time, page, segment, time, Nav, Result};
 use crate::admin;
+use crate::http::AppState;
 use crate::state::{Action, JobState, RowStatus};
-use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
 use maud::{html, Markup};

@@ -11,7 +11,7 @@
 //! the form must repeat.
 
 use super::{bare_page, notice_block, ConsoleError};
-use crate::AppState;
+use crate::http::AppState;
 use axum::extract::{Form, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

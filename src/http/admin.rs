@@ -2,9 +2,9 @@
 //! bearer token whose name is the actor in the audit log. Handlers only
 //! translate HTTP; the work is in `crate::admin`.
 
+use super::AppState;
 use crate::admin::{self, AdminError};
 use crate::error::ApiError;
-use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};

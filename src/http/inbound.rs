@@ -1,10 +1,10 @@
 //! `POST /api/sync/users/inbound` (docs/contract.md §4): verify the raw body, parse
 //! it once, apply it through the one apply path.
 
+use super::AppState;
 use crate::error::ApiError;
 use crate::event::{BodyError, ParsedBody};
 use crate::roster::{ingest, ApplyError, Outcome, Source};
-use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;

@@ -1,9 +1,9 @@
 //! `GET /api/users/lookup?email=…|?id=…` for the login service.
 
+use super::AppState;
 use crate::error::ApiError;
 use crate::event::{Email, RecordId};
 use crate::lookup::{lookup, Answer, Deps, Key, LookupError, Source};
-use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,11 +1,12 @@
-//! The HTTP surfaces, one module each, assembled by [`crate::build_app`].
+//! The HTTP surfaces, one module each, assembled by [`crate::startup::build_app`].
 
 pub mod admin;
-pub mod bearer;
 pub mod inbound;
 pub mod lookup;
 pub mod ops;
 pub mod routes;
 pub mod server;
+mod state;
 
 pub use routes::Routes;
+pub use state::AppState;

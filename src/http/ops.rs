@@ -1,6 +1,6 @@
 //! Health, readiness and metrics (docs/contract.md §9).
 
-use crate::AppState;
+use super::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

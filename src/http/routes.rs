@@ -5,7 +5,7 @@
 //! directions, and the operator console's HTML pages ([`Routes::pages`]),
 //! which are not part of the JSON API and so not in `openapi.yaml`.
 
-use crate::AppState;
+use super::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;

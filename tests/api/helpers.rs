@@ -41,10 +41,8 @@ pub fn config() -> Config {
         roles: RoleMap::parse("admins=admin\nops=publisher\nops=auditor", "reader").unwrap(),
         events: rosterd::event::EventRules::default(),
         provider: ProviderConfig::Local,
-        login_tokens: rosterd::http::bearer::BearerTokens::parse(Some(
-            &LOGIN_TOKEN.to_string().into(),
-        )),
-        admin_tokens: rosterd::http::bearer::BearerTokens::parse_named(Some(
+        login_tokens: rosterd::bearer::BearerTokens::parse(Some(&LOGIN_TOKEN.to_string().into())),
+        admin_tokens: rosterd::bearer::BearerTokens::parse_named(Some(
             &format!("ops:{ADMIN_TOKEN}").into(),
         ))
         .unwrap(),
