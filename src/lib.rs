@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod event;
 pub mod http;
+mod http_client;
 pub mod json;
 pub mod lookup;
 pub mod metrics;

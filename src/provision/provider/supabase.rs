@@ -35,11 +35,18 @@
 //! No retries happen here: the job worker owns retry and backoff, and gets a
 //! `Retry-After` hint through [`ProviderError::Transient`].
 
+mod answers;
+mod paging;
+
 use super::{AuthProvider, AuthUser, Page, Profile, ProviderError, UserUpdate, BAN_DURATION};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
-use reqwest::{Method, StatusCode, Url};
+use crate::http_client::{self, HttpClient, Refusal, Transport};
+use answers::{
+    is_conflict, is_user_not_found, permanent, provider_error, unexplained, ListJson, Reply,
+    UserJson,
+};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -52,14 +59,12 @@ const API_VERSION: &str = "2024-01-01";
 const FILTER_PER_PAGE: u32 = 200;
 /// A server that keeps announcing "next" must not hold a look-up forever.
 const MAX_FILTER_PAGES: u32 = 1_000;
-/// Error text from the server is for humans; a proxy's HTML page is not.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 pub struct SupabaseProvider {
-    /// `{SUPABASE_URL}/auth/v1`, without a trailing slash.
-    api: String,
+    /// `{SUPABASE_URL}/auth/v1`.
+    api: Url,
     key: SecretString,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 /// Written by hand so that neither the key nor the HTTP client's internals
@@ -67,7 +72,7 @@ pub struct SupabaseProvider {
 impl fmt::Debug for SupabaseProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupabaseProvider")
-            .field("api", &self.api)
+            .field("api", &self.api.as_str())
             .field("key", &"[redacted]")
             .finish_non_exhaustive()
     }
@@ -81,58 +86,22 @@ impl SupabaseProvider {
         service_role_key: SecretString,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let url = Url::parse(base_url.trim())
-            .map_err(|e| format!("SUPABASE_URL is not a valid URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "SUPABASE_URL must be an http or https URL, not {}:",
-                url.scheme()
-            ));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err("SUPABASE_URL has no host".to_string());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("SUPABASE_URL must not carry a query or fragment".to_string());
-        }
-        let key = service_role_key.expose_secret();
-        if key.is_empty() {
-            return Err("SUPABASE_SERVICE_ROLE_KEY is empty".to_string());
-        }
-        // Checked here so that a bad key fails start-up instead of every request.
-        if HeaderValue::from_str(key).is_err() || key.chars().any(char::is_whitespace) {
-            return Err(
-                "SUPABASE_SERVICE_ROLE_KEY contains characters not allowed in a header".to_string(),
-            );
-        }
-        if timeout.is_zero() {
-            return Err("the Supabase request timeout must be greater than zero".to_string());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let mut root = url.as_str().trim_end_matches('/').to_string();
-        root.push_str("/auth/v1");
+        let url = http_client::base_url("SUPABASE_URL", base_url)?;
+        http_client::check_header_secret("SUPABASE_SERVICE_ROLE_KEY", &service_role_key)?;
         Ok(Self {
-            api: root,
+            api: http_client::join(&url, ["auth", "v1"]),
             key: service_role_key,
-            http,
+            http: HttpClient::new("Supabase", timeout)?,
         })
     }
 
     fn secret_headers(&self) -> HeaderMap {
-        let key = self.key.expose_secret();
         let mut headers = HeaderMap::new();
-        // Validated in `new`, so these cannot fail; `sensitive` keeps them out
-        // of reqwest's and hyper's own debug output.
-        if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {key}")) {
-            v.set_sensitive(true);
+        // Validated in `new`, so these cannot fail.
+        if let Some(v) = http_client::bearer(&self.key) {
             headers.insert(AUTHORIZATION, v);
         }
-        if let Ok(mut v) = HeaderValue::from_str(key) {
-            v.set_sensitive(true);
+        if let Some(v) = http_client::sensitive(self.key.expose_secret()) {
             headers.insert("apikey", v);
         }
         headers.insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
@@ -150,9 +119,10 @@ impl SupabaseProvider {
         body: Option<&Value>,
     ) -> Result<Reply, CallError> {
         let what = format!("{method} {path}");
+        let url = http_client::join(&self.api, path.split('/').filter(|s| !s.is_empty()));
         let mut req = self
             .http
-            .request(method, format!("{}{}", self.api, path))
+            .request(method, url)
             .headers(self.secret_headers());
         if !query.is_empty() {
             req = req.query(query);
@@ -160,25 +130,20 @@ impl SupabaseProvider {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| transport_error(&what, &e))?;
-        tracing::debug!(request = %what, status = status.as_u16(), "supabase admin call");
-        if status.is_success() {
+        let answer = self
+            .http
+            .send(req, None)
+            .await
+            .map_err(|t| transport(&what, t))?;
+        tracing::debug!(request = %what, status = answer.status.as_u16(), "supabase admin call");
+        if answer.status.is_success() {
             Ok(Reply {
                 what,
-                headers,
-                body: bytes.to_vec(),
+                headers: answer.headers,
+                body: answer.body,
             })
         } else {
-            Err(CallError::Api(ApiError::parse(
-                what,
-                status,
-                &headers,
-                &bytes,
-                self.key.expose_secret(),
-            )))
+            Err(CallError::Api(answers::refusal(what, &answer, &self.key)))
         }
     }
 
@@ -188,7 +153,7 @@ impl SupabaseProvider {
             .await
         {
             Ok(reply) => Ok(Some(reply.json::<UserJson>()?.into_auth_user()?)),
-            Err(CallError::Api(e)) if e.is_user_not_found() => Ok(None),
+            Err(CallError::Api(e)) if is_user_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -213,7 +178,7 @@ impl SupabaseProvider {
             .into_iter()
             .map(UserJson::into_auth_user)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = next_page(&reply.headers, page, per_page, users.len())
+        let next = paging::next_page(&reply.headers, page, per_page, users.len())
             .map_err(|m| permanent(&reply.what, &m))?;
         Ok(Page { users, next })
     }
@@ -230,9 +195,9 @@ impl SupabaseProvider {
         &self,
         id: Uuid,
         profile: &Profile,
-        original: ApiError,
+        original: Refusal,
     ) -> ProviderError {
-        let conflict = original.is_conflict();
+        let conflict = is_conflict(&original);
         match self.fetch_user(id).await {
             Ok(Some(holder)) if !holder.email.eq_ignore_ascii_case(profile.email.trim()) => {
                 ProviderError::IdExists
@@ -240,8 +205,8 @@ impl SupabaseProvider {
             Ok(_) if conflict => ProviderError::EmailExists,
             // Which of the two clashed is unknown: try again later rather
             // than call a conflict permanent.
-            Err(e) if conflict => original.unexplained(&ProviderError::from(e)),
-            _ => original.into_provider_error(),
+            Err(e) if conflict => unexplained(&original, &ProviderError::from(e)),
+            _ => provider_error(original),
         }
     }
 
@@ -252,11 +217,11 @@ impl SupabaseProvider {
         &self,
         id: Uuid,
         email: &str,
-        original: ApiError,
+        original: Refusal,
     ) -> ProviderError {
         match self.find_by_email(email).await {
             Ok(Some(holder)) if holder.id != id => ProviderError::EmailExists,
-            _ => original.into_provider_error(),
+            _ => provider_error(original),
         }
     }
 }
@@ -315,7 +280,7 @@ impl AuthProvider for SupabaseProvider {
             .await
         {
             Ok(reply) => Ok(reply.json::<UserJson>()?.into_auth_user()?),
-            Err(CallError::Api(e)) if e.is_conflict() || e.status.is_server_error() => {
+            Err(CallError::Api(e)) if is_conflict(&e) || e.status.is_server_error() => {
                 Err(self.explain_create_failure(id, profile, e).await)
             }
             Err(e) => Err(e.into()),
@@ -341,15 +306,15 @@ impl AuthProvider for SupabaseProvider {
             .await
         {
             Ok(reply) => Ok(reply.json::<UserJson>()?.into_auth_user()?),
-            Err(CallError::Api(e)) if e.is_user_not_found() => Err(ProviderError::NotFound),
+            Err(CallError::Api(e)) if is_user_not_found(&e) => Err(ProviderError::NotFound),
             // An update names no new id, so a conflict can only be the
             // email; the caller looks it up and decides again.
-            Err(CallError::Api(e)) if e.is_conflict() && update.profile.is_some() => {
+            Err(CallError::Api(e)) if is_conflict(&e) && update.profile.is_some() => {
                 Err(ProviderError::EmailExists)
             }
             Err(CallError::Api(e)) if e.status.is_server_error() => match &update.profile {
                 Some(profile) => Err(self.explain_update_failure(id, &profile.email, e).await),
-                None => Err(e.into_provider_error()),
+                None => Err(provider_error(e)),
             },
             Err(e) => Err(e.into()),
         }
@@ -364,22 +329,9 @@ fn app_metadata(profile: &Profile) -> Value {
     json!({ "roles": profile.roles, "roster_id": profile.roster_id, "managed_by": super::MANAGED_BY })
 }
 
-struct Reply {
-    what: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProviderError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| permanent(&self.what, &format!("malformed response body: {e}")))
-    }
-}
-
 enum CallError {
     /// The server answered with a non-2xx status.
-    Api(ApiError),
+    Api(Refusal),
     /// Transport trouble or an unusable answer, already classified.
     Other(ProviderError),
 }
@@ -393,312 +345,18 @@ impl From<ProviderError> for CallError {
 impl From<CallError> for ProviderError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Api(e) => e.into_provider_error(),
+            CallError::Api(e) => provider_error(e),
             CallError::Other(e) => e,
         }
     }
 }
 
-/// A non-2xx answer: status plus GoTrue's error code and message, nothing
-/// else from the exchange.
-struct ApiError {
-    what: String,
-    status: StatusCode,
-    code: Option<String>,
-    message: Option<String>,
-    retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    fn parse(
-        what: String,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
-        key: &str,
-    ) -> Self {
-        let json: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
-        let field = |name: &str| {
-            json.as_ref()
-                .and_then(|m| m.get(name))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        // 2024-01-01 shape: `code` is the error code. Older shape: `code` is
-        // the numeric status and `error_code` the error code. Postgres errors
-        // passed through by old servers put the SQLSTATE in `code`.
-        let code = field("error_code")
-            .or_else(|| field("code"))
-            .or_else(|| headers.get("x-sb-error-code").and_then(|v| v.to_str().ok()))
-            .map(str::to_string);
-        let message = field("message")
-            .or_else(|| field("msg"))
-            .or_else(|| field("error_description"))
-            .or_else(|| field("error"))
-            .map(|m| {
-                // Belt and braces: no server should echo the key, but if one
-                // ever does it must not travel further in our errors.
-                let m = m.replace(key, "[redacted]");
-                m.chars().take(MAX_MESSAGE_CHARS).collect()
-            });
-        Self {
-            what,
-            status,
-            code,
-            message,
-            retry_after: retry_after(headers),
-        }
-    }
-
-    /// "Something you asked for is taken", in any of the shapes servers
-    /// and proxies use: 422 `email_exists` / `user_already_exists`, the
-    /// same 422 with only a message (servers from before error codes), or
-    /// 409. Which thing is taken is for the caller to find out.
-    fn is_conflict(&self) -> bool {
-        match self.status {
-            StatusCode::CONFLICT => true,
-            StatusCode::UNPROCESSABLE_ENTITY => match self.code.as_deref() {
-                Some(code) => matches!(code, "email_exists" | "user_already_exists"),
-                None => self.message.as_deref().is_some_and(|m| {
-                    let m = m.to_ascii_lowercase();
-                    m.contains("already been registered")
-                        || m.contains("already registered")
-                        || m.contains("already exists")
-                }),
-            },
-            _ => false,
-        }
-    }
-
-    /// Only GoTrue's own "no such user" counts: a 404 from a wrong base URL
-    /// or a gateway must not read as "the user does not exist", or a
-    /// misconfiguration would look like an empty user base.
-    fn is_user_not_found(&self) -> bool {
-        self.status == StatusCode::NOT_FOUND
-            && (self.code.as_deref() == Some("user_not_found")
-                || (self.code.is_none() && self.message.as_deref() == Some("User not found")))
-    }
-
-    /// A conflict that could not be explained because the look-up failed:
-    /// transient, with both reasons.
-    fn unexplained(&self, lookup: &ProviderError) -> ProviderError {
-        let mut message = format!("{}: HTTP {}", self.what, self.status.as_u16());
-        if let Some(code) = &self.code {
-            message.push_str(&format!(" {code}"));
-        }
-        message.push_str(&format!("; looking up what is taken failed: {lookup}"));
-        ProviderError::Transient {
-            message,
-            retry_after: lookup_retry_after(lookup),
-        }
-    }
-
-    fn into_provider_error(self) -> ProviderError {
-        let mut message = format!("{}: HTTP {}", self.what, self.status.as_u16());
-        if let Some(code) = &self.code {
-            message.push_str(&format!(" {code}"));
-        }
-        if let Some(text) = &self.message {
-            message.push_str(&format!(": {text}"));
-        }
-        let transient = self.status == StatusCode::TOO_MANY_REQUESTS
-            || self.status == StatusCode::REQUEST_TIMEOUT
-            || self.status.is_server_error();
-        if transient {
-            ProviderError::Transient {
-                message,
-                retry_after: self.retry_after,
-            }
-        } else {
-            ProviderError::Permanent { message }
-        }
-    }
-}
-
-fn lookup_retry_after(e: &ProviderError) -> Option<Duration> {
-    match e {
-        ProviderError::Transient { retry_after, .. } => *retry_after,
-        _ => None,
-    }
-}
-
-fn permanent(what: &str, detail: &str) -> ProviderError {
-    ProviderError::Permanent {
-        message: format!("{what}: {detail}"),
-    }
-}
-
-/// reqwest's own Display names the full URL, query included (an email for
-/// look-ups); only the kind of failure is kept.
-fn transport_error(what: &str, e: &reqwest::Error) -> CallError {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_builder() {
-        return CallError::Other(permanent(what, "could not build the request"));
-    } else if e.is_body() || e.is_decode() {
-        "response body interrupted"
-    } else {
-        "request failed"
-    };
-    CallError::Other(ProviderError::Transient {
-        message: format!("{what}: {kind}"),
-        retry_after: None,
+fn transport(what: &str, t: Transport) -> CallError {
+    CallError::Other(match t {
+        Transport::Build => permanent(what, &t.to_string()),
+        _ => ProviderError::Transient {
+            message: format!("{what}: {t}"),
+            retry_after: None,
+        },
     })
-}
-
-/// `Retry-After` as delta-seconds, or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
-    let wait = at.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// The page after `page`: from `Link: <…?page=N…>; rel="next"` when present
-/// (its absence means this is the last page), else from `X-Total-Count`,
-/// else guessed from whether the page came back full.
-fn next_page(
-    headers: &HeaderMap,
-    page: u32,
-    per_page: u32,
-    returned: usize,
-) -> Result<Option<u32>, String> {
-    let links: Vec<&str> = headers
-        .get_all(reqwest::header::LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !links.is_empty() {
-        let next = links.iter().find_map(|l| link_target(l, "next"));
-        return match next {
-            None => Ok(None),
-            Some(target) => match page_param(target) {
-                Some(n) if n > page => Ok(Some(n)),
-                // A "next" that does not move forward would loop forever.
-                Some(n) => Err(format!(
-                    "Link header points back to page {n} from page {page}"
-                )),
-                None => Err(format!("Link header has no page number in {target:?}")),
-            },
-        };
-    }
-    if let Some(total) = headers
-        .get("x-total-count")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        let pages = total.div_ceil(u64::from(per_page.max(1)));
-        return Ok((u64::from(page) < pages).then_some(page + 1));
-    }
-    Ok((returned > 0 && returned >= per_page as usize).then_some(page + 1))
-}
-
-/// The target of the first link whose `rel` includes `rel` (RFC 8288: a
-/// comma-separated list of `<target>; param=value` entries, where `rel` may
-/// hold several space-separated relation types).
-fn link_target<'a>(header: &'a str, rel: &str) -> Option<&'a str> {
-    let mut rest = header;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let close = after.find('>')?;
-        let target = &after[..close];
-        let tail = &after[close + 1..];
-        // Parameters run up to the next entry's `<` (a `<` cannot appear
-        // unquoted in parameters, unlike `,` inside a target).
-        let params_end = tail.find('<').unwrap_or(tail.len());
-        let matches = tail[..params_end].split([';', ',']).any(|param| {
-            param.split_once('=').is_some_and(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("rel")
-                    && v.trim()
-                        .trim_matches('"')
-                        .split_ascii_whitespace()
-                        .any(|r| r.eq_ignore_ascii_case(rel))
-            })
-        });
-        if matches {
-            return Some(target);
-        }
-        rest = &tail[params_end..];
-    }
-    None
-}
-
-/// The whole `page` query parameter of a link target, absolute or relative.
-fn page_param(target: &str) -> Option<u32> {
-    let base = Url::parse("http://link.invalid/").ok()?;
-    let url = base.join(target.trim()).ok()?;
-    let value = url
-        .query_pairs()
-        .find(|(k, _)| k == "page")
-        .map(|(_, v)| v.into_owned())?;
-    value.trim().parse().ok()
-}
-
-#[derive(Deserialize)]
-struct ListJson {
-    users: Vec<UserJson>,
-}
-
-#[derive(Deserialize)]
-struct UserJson {
-    id: Uuid,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    banned_until: Option<String>,
-    #[serde(default)]
-    user_metadata: Option<Map<String, Value>>,
-    #[serde(default)]
-    app_metadata: Option<Map<String, Value>>,
-}
-
-impl UserJson {
-    fn into_auth_user(self) -> Result<AuthUser, ProviderError> {
-        let banned = match self.banned_until.as_deref().map(str::trim) {
-            None | Some("") => false,
-            Some(at) => {
-                let until = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
-                    permanent(
-                        "user JSON",
-                        &format!("banned_until {at:?} is not a timestamp: {e}"),
-                    )
-                })?;
-                until > chrono::Utc::now()
-            }
-        };
-        let user_meta = self.user_metadata.unwrap_or_default();
-        let app_meta = self.app_metadata.unwrap_or_default();
-        // Lenient on metadata shape: users rosterd does not manage may carry
-        // anything there, and one odd user must not break a whole listing.
-        let roles = app_meta
-            .get("roles")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(AuthUser {
-            id: self.id,
-            email: self.email.unwrap_or_default().to_lowercase(),
-            banned,
-            name: user_meta
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            roles,
-            roster_id: app_meta
-                .get("roster_id")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            managed: app_meta.get("managed_by").and_then(Value::as_str) == Some(super::MANAGED_BY),
-        })
-    }
 }
