@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Tests that load the machine on purpose (a herd of thousands of
 /// clients) take this for writing, so that no other such test shares the
-/// two cores with them; the black-box stress tests take it for reading.
+/// two cores with them; the black-box stress tests and the directory herd
+/// take it for reading.
 pub static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A plain (UTF-8) secret, as the Airtable script uses.
