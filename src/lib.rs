@@ -1,7 +1,10 @@
 //! rosterd keeps a company's people roster and its login accounts in step.
 //!
 //! Follow one event: [`http::inbound`] → [`signature`] → [`event`] →
-//! [`roster::apply`] → (provisioning outbox).
+//! [`roster::apply`] → the outbox ([`provision::jobs`]) →
+//! [`provision::worker`] → [`provision::provision_person`] →
+//! [`provision::provider`]. [`startup`] builds the live parts from
+//! [`config`]; [`cli`] parses and dispatches.
 
 pub mod admin;
 pub mod bearer;
