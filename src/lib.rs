@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod descriptors;
 pub mod directory;
 pub mod error;
 pub mod event;

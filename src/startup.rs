@@ -144,7 +144,7 @@ fn http_limits(
     args: &ServeArgs,
     config: &crate::config::Config,
 ) -> Result<crate::http::server::Limits, Failure> {
-    use crate::http::server::descriptors;
+    use crate::descriptors;
     // Every pool of crate::db: main, inline provisioning, the local
     // provider's accounts (counted whatever the provider), the worker's.
     let pools = u64::from(config.db.max_connections)

@@ -9,14 +9,14 @@ use std::time::Duration;
 pub struct HttpArgs {
     /// Seconds a client has to send a request's headers, from the
     /// connection opening or from the first byte of a later request.
-    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
     pub http_header_read_timeout_secs: u64,
     /// Seconds a client has to send a whole request body, from the end of
     /// its headers (then 408).
-    #[arg(long, env = "HTTP_BODY_READ_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    #[arg(long, env = "HTTP_BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
     pub http_body_read_timeout_secs: u64,
     /// Seconds a kept-alive connection may wait for its next request.
-    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub http_idle_timeout_secs: u64,
     /// Connections open at once; more wait in the listen backlog
     /// [default: 10000, lowered to what the open-file limit allows].
@@ -31,8 +31,7 @@ impl HttpArgs {
         &self,
         available: Option<u64>,
         limit: Option<u64>,
-    ) -> Result<crate::http::server::Limits, ConfigError> {
-        use crate::http::server::{descriptors, DEFAULT_MAX_CONNECTIONS};
+    ) -> Result<HttpLimits, ConfigError> {
         // A day is far beyond any useful time-out, and keeps deadlines
         // far from overflowing the clock.
         const MAX_SECS: u64 = 86_400;
@@ -52,7 +51,7 @@ impl HttpArgs {
                 "must be at least 1",
             ));
         }
-        Ok(crate::http::server::Limits {
+        Ok(HttpLimits {
             header_read_timeout: secs(
                 "HTTP_HEADER_READ_TIMEOUT_SECS",
                 self.http_header_read_timeout_secs,
@@ -62,7 +61,7 @@ impl HttpArgs {
                 self.http_body_read_timeout_secs,
             )?,
             idle_timeout: secs("HTTP_IDLE_TIMEOUT_SECS", self.http_idle_timeout_secs)?,
-            max_connections: descriptors::fit(
+            max_connections: crate::descriptors::fit(
                 self.http_max_connections,
                 DEFAULT_MAX_CONNECTIONS,
                 available,
@@ -70,5 +69,36 @@ impl HttpArgs {
             )
             .map_err(|m| ConfigError::new("HTTP_MAX_CONNECTIONS", m))?,
         })
+    }
+}
+
+/// The defaults of the settings above (README, Configuration).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// How long clients may take, and how many may be connected at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must be complete this long after the connection
+    /// opened, or after the first byte of a later request on it.
+    pub header_read_timeout: Duration,
+    /// A request's body must be complete this long after its headers.
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection is closed after waiting this long for the
+    /// first byte of its next request.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
     }
 }

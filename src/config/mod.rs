@@ -18,7 +18,7 @@ mod worker;
 
 pub use database::{DatabaseArgs, DatabaseConfig};
 pub use directory::{DirectoryArgs, DirectoryConfig};
-pub use http::HttpArgs;
+pub use http::{HttpArgs, HttpLimits};
 pub use lookup::{LookupArgs, LookupConfig};
 pub use provider::{ProviderArgs, ProviderConfig, ProviderKind};
 pub use rules::{EventArgs, RoleArgs};

@@ -1,7 +1,6 @@
 //! The auth provider: local, or Supabase Auth with its URL and key.
 
 use super::{read_secret, secret_parser, ConfigError};
-use crate::provision::provider::supabase::SupabaseProvider;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
@@ -76,7 +75,10 @@ impl ProviderArgs {
                 }
                 let timeout = Duration::from_secs(self.supabase_timeout_secs);
                 // Checked here so a bad URL stops start-up, not the first job.
-                SupabaseProvider::new(&url, key.clone(), timeout)
+                crate::http_client::base_url("SUPABASE_URL", &url)
+                    .and_then(|_| {
+                        crate::http_client::check_header_secret("SUPABASE_SERVICE_ROLE_KEY", &key)
+                    })
                     .map_err(|e| ConfigError::new("SUPABASE_URL", e))?;
                 Ok(ProviderConfig::Supabase { url, key, timeout })
             }

@@ -1,4 +1,4 @@
-//! The HTTP surfaces, one module each, assembled by [`crate::startup::build_app`].
+//! The HTTP surfaces, one module each, assembled into the app at start-up.
 
 pub mod admin;
 pub mod inbound;

@@ -5,7 +5,7 @@ use crate::{db, lookup, metrics, overload, provision};
 use sqlx::PgPool;
 use std::sync::Arc;
 
-/// The live parts a request works with, built by [`crate::startup`].
+/// The live parts a request works with, built at start-up.
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,

@@ -343,7 +343,7 @@ async fn slow_sockets_are_closed_at_their_time_outs_while_real_requests_are_answ
         .await;
     // Each socket is a descriptor here as well as in the server; leave room
     // for the test's own pools and clients.
-    let limit = rosterd::http::server::descriptors::raise_limit().unwrap_or(1024);
+    let limit = rosterd::descriptors::raise_limit().unwrap_or(1024);
     let sockets = usize::try_from(limit.saturating_sub(512))
         .unwrap()
         .min(2000);

@@ -12,8 +12,8 @@
 //!   answered, and connections without one are closed.
 
 mod connection;
-pub mod descriptors;
 
+pub use crate::config::HttpLimits as Limits;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,41 +23,11 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
-pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-
 /// Connections currently open (gauge).
 pub const OPEN_CONNECTIONS: &str = "rosterd_http_connections_open";
 /// Connections closed because the client was too slow, by `timeout`
 /// (`header`, `body`, `idle`).
 pub const CLIENT_TIMEOUTS: &str = "rosterd_http_client_timeouts_total";
-
-/// How long clients may take, and how many may be connected at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// A request's headers must be complete this long after the connection
-    /// opened, or after the first byte of a later request on it.
-    pub header_read_timeout: Duration,
-    /// A request's body must be complete this long after its headers.
-    pub body_read_timeout: Duration,
-    /// A kept-alive connection is closed after waiting this long for the
-    /// first byte of its next request.
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
-            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
-            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
 
 /// Connections beyond the cap wait here. The kernel lowers it to
 /// `net.core.somaxconn` (4096 by default since Linux 5.4); a burst beyond
