@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::config::{DatabaseConfig, ProviderConfig, ServeArgs, WorkerConfig};
+use crate::directory::AirtableDirectory;
 use crate::http::AppState;
 use crate::lookup::readthrough::ReadThrough;
 use crate::provision::provider::local::LocalProvider;
@@ -111,9 +112,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    // One client, so that every call to Airtable keeps to one pace.
+    let directory = config.directory.as_ref().map(|d| {
+        Arc::new(
+            AirtableDirectory::new(d.airtable.clone())
+                .expect("checked when the configuration was resolved"),
+        )
+    });
     let app = build_app(AppState {
         gauges: crate::metrics::Gauges::new(config.metrics_gauges_max_age),
-        readthrough: ReadThrough::from_config(config.directory.as_ref(), config.lookup.queue_wait),
+        readthrough: config
+            .directory
+            .as_ref()
+            .zip(directory.clone())
+            .and_then(|(cfg, d)| ReadThrough::enabled(d, cfg, config.lookup.queue_wait)),
+        directory,
         first_logins: crate::overload::Gate::new(
             config.lookup.provision_concurrency,
             config.lookup.queue_wait,

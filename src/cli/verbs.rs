@@ -117,7 +117,9 @@ pub(super) async fn sync(cmd: SyncCmd) -> Result<(), Failure> {
         anyhow::anyhow!("keeping the table in a temporary file: {e}; nothing was changed")
     };
     let mut spool = import::Spool::new().map_err(spooling)?;
-    let mut pages = crate::directory::Pages::new(&dir.airtable, dir.timeout);
+    let airtable = crate::directory::AirtableDirectory::new(dir.airtable)
+        .map_err(|e| Failure::Config(format!("AIRTABLE_BASE_ID: {e}")))?;
+    let mut pages = crate::directory::Pages::new(&airtable, dir.timeout);
     while let Some(page) = pages
         .next_page()
         .await

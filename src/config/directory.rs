@@ -45,7 +45,8 @@ pub struct DirectoryArgs {
 /// The directory, checked; `None` when no base is configured.
 #[derive(Clone)]
 pub struct DirectoryConfig {
-    pub airtable: std::sync::Arc<crate::directory::AirtableDirectory>,
+    /// Checked: start-up builds the one client from it.
+    pub airtable: crate::directory::AirtableConfig,
     pub negative_ttl: Duration,
     pub timeout: Duration,
     pub readthrough_enabled: bool,
@@ -96,10 +97,10 @@ impl DirectoryArgs {
             status: self.airtable_field_status.clone(),
             groups: self.airtable_field_groups.clone(),
         };
-        let airtable = crate::directory::AirtableDirectory::new(cfg)
+        cfg.check()
             .map_err(|e| ConfigError::new("AIRTABLE_BASE_ID", e))?;
         Ok(Some(DirectoryConfig {
-            airtable: std::sync::Arc::new(airtable),
+            airtable: cfg,
             negative_ttl: Duration::from_secs(self.readthrough_negative_ttl_secs),
             timeout: Duration::from_secs(self.readthrough_timeout_secs),
             readthrough_enabled: self.user_readthrough_fallback_enabled,

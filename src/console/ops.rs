@@ -126,7 +126,7 @@ pub async fn audit(
 
 /// `GET /console/health`.
 pub async fn health(session: Session, State(state): State<AppState>) -> Response {
-    let directory = state.config.directory.as_ref().map(|d| d.airtable.as_ref());
+    let directory = state.directory.as_deref();
     let h = admin::health::report(&state.db, state.provider.as_ref(), directory).await;
     let body = html! {
         h1 { "Health" }

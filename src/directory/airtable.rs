@@ -135,8 +135,25 @@ impl fmt::Debug for AirtableDirectory {
     }
 }
 
-impl AirtableDirectory {
-    pub fn new(cfg: AirtableConfig) -> Result<Self, String> {
+/// What [`AirtableDirectory::new`] derives from a configuration it
+/// accepts. Configuration checks a directory with it at start-up, without
+/// building a client.
+struct Checked {
+    url: reqwest::Url,
+    base: String,
+    table: String,
+    email_ref: String,
+}
+
+impl AirtableConfig {
+    /// Everything [`AirtableDirectory::new`] would refuse, in its words.
+    pub fn check(&self) -> Result<(), String> {
+        Checked::of(self).map(|_| ())
+    }
+}
+
+impl Checked {
+    fn of(cfg: &AirtableConfig) -> Result<Self, String> {
         let url = http_client::base_url("AIRTABLE_API_URL", &cfg.api_url)?;
         let base = cfg.base_id.trim();
         // Base ids are `app` + alphanumerics; this catches a pasted URL or
@@ -161,16 +178,31 @@ impl AirtableDirectory {
         let email_ref = field_ref(&cfg.fields.email)
             .map_err(|why| format!("AIRTABLE_FIELD_EMAIL cannot be used in a formula: {why}"))?;
         http_client::check_header_secret("AIRTABLE_API_KEY", &cfg.api_key)?;
-        let http = HttpClient::new("Airtable", cfg.timeout)?;
+        if cfg.timeout.is_zero() {
+            return Err("the Airtable request timeout must be greater than zero".into());
+        }
         if cfg.requests_per_second == 0 {
             return Err("the Airtable request rate must be at least 1 per second".into());
         }
         Ok(Self {
-            table_url: http_client::join(&url, ["v0", base, table]),
-            table_path: format!("/v0/{base}/{table}"),
+            url,
+            base: base.to_owned(),
+            table: table.to_owned(),
+            email_ref,
+        })
+    }
+}
+
+impl AirtableDirectory {
+    pub fn new(cfg: AirtableConfig) -> Result<Self, String> {
+        let checked = Checked::of(&cfg)?;
+        let http = HttpClient::new("Airtable", cfg.timeout)?;
+        Ok(Self {
+            table_url: http_client::join(&checked.url, ["v0", &checked.base, &checked.table]),
+            table_path: format!("/v0/{}/{}", checked.base, checked.table),
             key: cfg.api_key,
             fields: cfg.fields,
-            email_ref,
+            email_ref: checked.email_ref,
             http,
             pace: Pace::new(cfg.requests_per_second, cfg.rate_limit_wait),
         })

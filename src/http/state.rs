@@ -21,6 +21,9 @@ pub struct AppState {
     /// The directory behind the login lookup; `None` when not configured or
     /// switched off.
     pub readthrough: Option<Arc<lookup::readthrough::ReadThrough>>,
+    /// The Airtable client (shared with the read-through, so one pace
+    /// covers every call); `None` when not configured.
+    pub directory: Option<Arc<crate::directory::AirtableDirectory>>,
     /// The database gauges of `/metrics`, cached so a scrape costs O(1).
     pub gauges: metrics::Gauges,
 }

@@ -57,15 +57,16 @@ impl ReadThrough {
     /// The lookup's read-through, when a directory is configured and
     /// `USER_READTHROUGH_FALLBACK_ENABLED` is on; otherwise the lookup
     /// never calls the directory.
-    pub fn from_config(
-        directory: Option<&crate::config::DirectoryConfig>,
+    pub fn enabled(
+        directory: Arc<AirtableDirectory>,
+        cfg: &crate::config::DirectoryConfig,
         queue_wait: Duration,
     ) -> Option<Arc<Self>> {
-        directory.filter(|d| d.readthrough_enabled).map(|d| {
+        cfg.readthrough_enabled.then(|| {
             Arc::new(Self::new(
-                d.airtable.clone(),
-                d.negative_ttl,
-                d.timeout,
+                directory,
+                cfg.negative_ttl,
+                cfg.timeout,
                 queue_wait,
             ))
         })

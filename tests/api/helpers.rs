@@ -113,6 +113,7 @@ impl TestApp {
             ),
             gauges: rosterd::metrics::Gauges::new(config.metrics_gauges_max_age),
             readthrough,
+            directory: None,
             provider,
             wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),
             db: db.clone(),

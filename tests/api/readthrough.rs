@@ -35,6 +35,13 @@ async fn app(db: PgPool, at: &Airtable) -> TestApp {
     TestApp::spawn_full(db, provider, Some(Arc::new(rt)), |_| {}).await
 }
 
+/// The read-through `serve` builds from a directory configuration.
+fn read_through(cfg: Option<&rosterd::config::DirectoryConfig>) -> Option<Arc<ReadThrough>> {
+    let cfg = cfg?;
+    let client = AirtableDirectory::new(cfg.airtable.clone()).unwrap();
+    ReadThrough::enabled(Arc::new(client), cfg, Duration::from_secs(1))
+}
+
 async fn body(r: reqwest::Response) -> Value {
     r.json().await.unwrap()
 }
@@ -175,7 +182,7 @@ async fn read_through_off_asks_nobody(db: PgPool) {
         off.is_some(),
         "the directory itself is configured (sync can use it)"
     );
-    let readthrough = ReadThrough::from_config(off.as_ref(), Duration::from_secs(1));
+    let readthrough = read_through(off.as_ref());
     assert!(readthrough.is_none());
     let provider = Arc::new(LocalProvider::new(db.clone()));
     let app = TestApp::spawn_full(db, provider, readthrough, |_| {}).await;
@@ -186,9 +193,7 @@ async fn read_through_off_asks_nobody(db: PgPool) {
         user_readthrough_fallback_enabled: true,
         ..args
     };
-    assert!(
-        ReadThrough::from_config(on.resolve().unwrap().as_ref(), Duration::from_secs(1)).is_some()
-    );
+    assert!(read_through(on.resolve().unwrap().as_ref()).is_some());
 }
 
 #[sqlx::test]
