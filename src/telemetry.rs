@@ -4,6 +4,7 @@
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use std::time::Duration;
+use tower::ServiceBuilder;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -48,24 +49,28 @@ fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracin
 /// metrics recorder, so that every app built has a working `/metrics`.
 pub fn layer(app: Router) -> Router {
     crate::metrics::install();
-    app.layer(axum::middleware::from_fn(crate::metrics::track_requests))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let request_id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    let route = req
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map(|p| p.as_str())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", request_id, method = %req.method(), route)
-                })
-                .on_failure(on_failure),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    // Outermost first: the id is set before the span that carries it.
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request<_>| {
+                        let request_id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        let route = req
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map(|p| p.as_str())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", request_id, method = %req.method(), route)
+                    })
+                    .on_failure(on_failure),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn(crate::metrics::track_requests)),
+    )
 }
