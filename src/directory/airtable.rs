@@ -26,13 +26,15 @@
 //! means for the person waiting on it.
 
 mod answers;
+mod check;
 mod formula;
 mod pace;
 
 use super::{DirectoryError, DirectoryRecord};
 use crate::http_client::{self, HttpClient, Refusal, Transport};
 use answers::{is_record_not_found, parse_body, ListJson, RecordJson};
-use formula::{email_formula, field_ref, is_record_id};
+use check::Checked;
+use formula::{email_formula, is_record_id};
 use pace::Pace;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
@@ -132,64 +134,6 @@ impl fmt::Debug for AirtableDirectory {
             .field("fields", &self.fields)
             .field("key", &"[redacted]")
             .finish_non_exhaustive()
-    }
-}
-
-/// What [`AirtableDirectory::new`] derives from a configuration it
-/// accepts. Configuration checks a directory with it at start-up, without
-/// building a client.
-struct Checked {
-    url: reqwest::Url,
-    base: String,
-    table: String,
-    email_ref: String,
-}
-
-impl AirtableConfig {
-    /// Everything [`AirtableDirectory::new`] would refuse, in its words.
-    pub fn check(&self) -> Result<(), String> {
-        Checked::of(self).map(|_| ())
-    }
-}
-
-impl Checked {
-    fn of(cfg: &AirtableConfig) -> Result<Self, String> {
-        let url = http_client::base_url("AIRTABLE_API_URL", &cfg.api_url)?;
-        let base = cfg.base_id.trim();
-        // Base ids are `app` + alphanumerics; this catches a pasted URL or
-        // a base name before it turns into a confusing 404 per request.
-        if base.is_empty() || !base.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err("AIRTABLE_BASE_ID must be an Airtable base id (app…)".into());
-        }
-        let table = cfg.table.trim();
-        if table.is_empty() {
-            return Err("AIRTABLE_TABLE is empty".into());
-        }
-        for (var, name) in [
-            ("AIRTABLE_FIELD_EMAIL", &cfg.fields.email),
-            ("AIRTABLE_FIELD_NAME", &cfg.fields.name),
-            ("AIRTABLE_FIELD_STATUS", &cfg.fields.status),
-            ("AIRTABLE_FIELD_GROUPS", &cfg.fields.groups),
-        ] {
-            if name.trim().is_empty() {
-                return Err(format!("{var} is empty"));
-            }
-        }
-        let email_ref = field_ref(&cfg.fields.email)
-            .map_err(|why| format!("AIRTABLE_FIELD_EMAIL cannot be used in a formula: {why}"))?;
-        http_client::check_header_secret("AIRTABLE_API_KEY", &cfg.api_key)?;
-        if cfg.timeout.is_zero() {
-            return Err("the Airtable request timeout must be greater than zero".into());
-        }
-        if cfg.requests_per_second == 0 {
-            return Err("the Airtable request rate must be at least 1 per second".into());
-        }
-        Ok(Self {
-            url,
-            base: base.to_owned(),
-            table: table.to_owned(),
-            email_ref,
-        })
     }
 }
 
