@@ -114,7 +114,7 @@ impl TestApp {
             gauges: rosterd::metrics::Gauges::new(config.metrics_gauges_max_age),
             readthrough,
             provider,
-            wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),
+            wakeup: rosterd::outbox::Wakeup::spawn(db.clone()),
             db: db.clone(),
             config: Arc::new(config),
         });
