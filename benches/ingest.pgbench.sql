@@ -2,7 +2,7 @@
 -- statements rosterd runs for a `user.created` event with a new record id
 -- (src/roster/apply.rs try_ingest + apply_to_roster; statements from
 -- src/roster/store.rs insert_event, lock_row, insert_row and
--- src/provision/jobs.rs enqueue), in one transaction, each statement as the
+-- src/outbox.rs enqueue), in one transaction, each statement as the
 -- service sends it.  Keep it in step with those files.
 --
 -- Run by scripts/bench.sh, after the service has migrated the database:
@@ -61,8 +61,8 @@ values ('rec_' || :prefix::text || '_' || :client_id::text || '_' || :i::text,
 on conflict (id) do nothing
 returning true as "inserted!";
 
--- provision::jobs::enqueue (one email: the new row's). The NOTIFY is sent
--- after commit, coalesced, by jobs::Wakeup: not part of this transaction.
+-- outbox::enqueue (one email: the new row's). The NOTIFY is sent
+-- after commit, coalesced, by outbox::Wakeup: not part of this transaction.
 insert into provisioning_jobs (email)
     select unnest(array[:prefix::text || '-' || :client_id::text || '-' || :i::text || '@bench.example']::text[])
     on conflict (email) where state in ('pending', 'running')

@@ -1,7 +1,7 @@
 //! rosterd keeps a company's people roster and its login accounts in step.
 //!
 //! Follow one event: [`http::inbound`] → [`signature`] → [`event`] →
-//! [`roster::apply`] → the outbox ([`provision::jobs`]) →
+//! [`roster::apply`] → the [`outbox`] →
 //! [`provision::worker`] → [`provision::provision_person`] →
 //! [`provision::provider`]. [`startup`] builds the live parts from
 //! [`config`]; [`cli`] parses and dispatches.
@@ -21,6 +21,7 @@ mod http_client;
 pub mod json;
 pub mod lookup;
 pub mod metrics;
+pub mod outbox;
 pub mod overload;
 pub mod provision;
 pub mod retention;

@@ -132,7 +132,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             config.lookup.queue_wait,
         ),
         runs,
-        wakeup: crate::provision::jobs::Wakeup::spawn(pool.clone()),
+        wakeup: crate::outbox::Wakeup::spawn(pool.clone()),
         db: pool.clone(),
         config: Arc::new(config),
         provider,

@@ -155,7 +155,7 @@ async fn finish(
 ) -> Result<(), Failure> {
     if !dry_run {
         // Wake the workers of running services; they poll anyway.
-        let _ = crate::provision::jobs::notify(pool).await;
+        let _ = crate::outbox::notify(pool).await;
     }
     print!("{}", report.render(title, dry_run));
     if !report.rejected.is_empty() {
@@ -237,7 +237,7 @@ pub(super) async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
         report.outcomes.failed
     };
     if !cmd.dry_run {
-        let _ = crate::provision::jobs::notify(&pool).await;
+        let _ = crate::outbox::notify(&pool).await;
     }
     if failed > 0 {
         return Err(Failure::Runtime(anyhow::anyhow!(

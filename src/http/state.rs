@@ -1,7 +1,7 @@
 //! What every handler can reach.
 
 use crate::config::Config;
-use crate::{db, lookup, metrics, overload, provision};
+use crate::{db, lookup, metrics, outbox, overload, provision};
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub provider: Arc<dyn provision::provider::AuthProvider>,
     /// Wakes the provisioning workers after jobs were queued.
-    pub wakeup: provision::jobs::Wakeup,
+    pub wakeup: outbox::Wakeup,
     /// The directory behind the login lookup; `None` when not configured or
     /// switched off.
     pub readthrough: Option<Arc<lookup::readthrough::ReadThrough>>,

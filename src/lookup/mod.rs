@@ -4,8 +4,8 @@
 use crate::db::RunPool;
 use crate::directory::DirectoryError;
 use crate::event::{Email, EventRules};
+use crate::outbox::Wakeup;
 use crate::overload::Gate;
-use crate::provision::jobs::Wakeup;
 use crate::provision::provider::AuthProvider;
 use crate::provision::provision_person;
 use crate::roles::RoleMap;

@@ -36,7 +36,6 @@
 //! its link is still found and banned. Jobs of unrelated people take
 //! disjoint locks and run in parallel, in any number of replicas.
 
-pub mod jobs;
 pub mod locks;
 pub mod person;
 pub mod provider;
@@ -45,6 +44,7 @@ pub mod worker;
 
 use crate::db::RunPool;
 use crate::event::Email;
+use crate::outbox::{self, Job};
 use crate::state::Action;
 use locks::{Key, Locks};
 use person::{decide, link, link_new, link_row, load, Decision, Facts, Occupant, Person, Step};
@@ -252,7 +252,13 @@ async fn act(
                 };
                 let done = settled(provider.update_user(user.id, &update).await)?;
                 if let Some(e) = requeue {
-                    jobs::enqueue(locks.conn(), &[e.as_str()]).await?;
+                    outbox::enqueue(
+                        locks.conn(),
+                        [Job::Provision {
+                            email: Email::from_trusted(e.clone()),
+                        }],
+                    )
+                    .await?;
                 }
                 done
             }

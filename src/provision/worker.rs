@@ -1,11 +1,12 @@
-//! Drains the provisioning outbox: claims due jobs, provisions each person
-//! through [`super::provision_person`], records every attempt.
+//! Works the outbox: claims due jobs, provisions each person through
+//! [`super::provision_person`], records every attempt. One loop, which runs
+//! until shutdown ([`Worker::run`]) or until nothing is due
+//! ([`Worker::drain`]).
 
-use super::jobs::{self, Claimed, Finish};
 use super::provider::AuthProvider;
 use super::{provision_person, ProvisionError};
 use crate::config::WorkerConfig;
-use crate::event::Email;
+use crate::outbox::{self, Claimed, Finish, Job};
 use crate::state::Action;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -13,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -31,6 +32,34 @@ pub struct DrainReport {
     pub dead: usize,
 }
 
+impl DrainReport {
+    /// Counts a job task that ended. A drain treats a task that panicked
+    /// as a bug to surface; a run goes on with its other jobs.
+    fn count(&mut self, ended: Result<Option<Finish>, JoinError>, until: Until) {
+        let finished = match ended {
+            Ok(finished) => finished,
+            Err(e) if until == Until::Drained => panic!("a job task never panics: {e}"),
+            Err(_) => return,
+        };
+        match finished {
+            Some(Finish::Done { .. }) => self.done += 1,
+            Some(Finish::Retry { .. }) => self.retried += 1,
+            Some(Finish::Dead { .. }) => self.dead += 1,
+            None => {}
+        }
+    }
+}
+
+/// When the worker's loop stops: the drain flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// At shutdown; meanwhile it waits for jobs, and a failed claim is
+    /// logged and tried again.
+    Shutdown,
+    /// Once nothing is due and nothing runs; a failed claim ends it.
+    Drained,
+}
+
 impl Worker {
     pub fn new(db: PgPool, provider: Arc<dyn AuthProvider>, cfg: WorkerConfig) -> Self {
         Self { db, provider, cfg }
@@ -38,33 +67,69 @@ impl Worker {
 
     /// Runs until `shutdown`, then lets the jobs in flight finish.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = match self.listen().await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN failed; polling only");
-                None
-            }
+        // Only a drain stops at an error; a run logs it and claims again.
+        let _ = self.work(Until::Shutdown, &shutdown).await;
+    }
+
+    /// Runs every due job, `concurrency` at a time, until none is due;
+    /// jobs scheduled for later (backoff) are left. For `rosterd worker
+    /// --once`, tests and benchmarks.
+    pub async fn drain(&self) -> Result<DrainReport, sqlx::Error> {
+        // Nothing cancels it: it ends when the queue has nothing due.
+        self.work(Until::Drained, &CancellationToken::new()).await
+    }
+
+    /// The one loop of [`Worker::run`] and [`Worker::drain`]: claims due
+    /// jobs in batches, runs them `concurrency` at a time, and stops as
+    /// `until` says; then gives back jobs claimed ahead and lets those in
+    /// flight finish.
+    async fn work(
+        &self,
+        until: Until,
+        shutdown: &CancellationToken,
+    ) -> Result<DrainReport, sqlx::Error> {
+        let draining = until == Until::Drained;
+        let mut listener = match until {
+            Until::Drained => None,
+            Until::Shutdown => match self.listen().await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN failed; polling only");
+                    None
+                }
+            },
         };
         let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let recorder = Recorder::spawn(self.db.clone());
         let mut ready = Prefetch::new(self.cfg.concurrency.max(1));
         let mut tasks = JoinSet::new();
-        tracing::info!(
-            concurrency = self.cfg.concurrency,
-            "provisioning worker started"
-        );
+        let mut report = DrainReport::default();
+        if !draining {
+            tracing::info!(
+                concurrency = self.cfg.concurrency,
+                "provisioning worker started"
+            );
+        }
         while !shutdown.is_cancelled() {
             // Jobs already claimed start before the claim's round trip.
             self.start(&mut ready, &slots, &recorder, &mut tasks);
             let drained = match ready.refill(&self.db, self.cfg.lease).await {
                 Ok(drained) => drained,
+                Err(e) if draining => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming jobs failed");
                     true
                 }
             };
             self.start(&mut ready, &slots, &recorder, &mut tasks);
-            while tasks.try_join_next().is_some() {}
+            // Every job that ended did so before the claim, so one it put
+            // back (its person changed meanwhile) would have been claimed.
+            if draining && tasks.is_empty() {
+                break;
+            }
+            while let Some(ended) = tasks.try_join_next() {
+                report.count(ended, until);
+            }
             if slots.available_permits() == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
@@ -72,62 +137,38 @@ impl Worker {
                 }
                 continue;
             }
-            if !drained {
+            if !drained || (draining && tasks.is_empty()) {
                 continue;
             }
             // Nothing more is due: sleep until told, polled, or a job ends
             // (a person who changed while provisioned is due again then).
+            // A drain only waits for its jobs.
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = wait_notification(&mut listener) => {}
-                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(self.cfg.poll_interval), if !draining => {}
+                Some(ended) = tasks.join_next(), if !tasks.is_empty() => report.count(ended, until),
             }
         }
-        tracing::info!(
-            in_flight = tasks.len(),
-            "worker stopping; finishing jobs in flight"
-        );
+        if !draining {
+            tracing::info!(
+                in_flight = tasks.len(),
+                "worker stopping; finishing jobs in flight"
+            );
+        }
         if let Err(e) = ready.give_back(&self.db).await {
             tracing::warn!(error = %e, "returning prefetched jobs failed; their leases will run out");
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(ended) = tasks.join_next().await {
+            report.count(ended, until);
+        }
+        Ok(report)
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
         let mut l = PgListener::connect_with(&self.db).await?;
-        l.listen(jobs::CHANNEL).await?;
+        l.listen(outbox::CHANNEL).await?;
         Ok(l)
-    }
-
-    /// Runs every due job, `concurrency` at a time, until none is due;
-    /// jobs scheduled for later (backoff) are left. For `rosterd worker
-    /// --once`, tests and benchmarks.
-    pub async fn drain(&self) -> Result<DrainReport, sqlx::Error> {
-        let mut report = DrainReport::default();
-        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
-        let recorder = Recorder::spawn(self.db.clone());
-        let mut ready = Prefetch::new(self.cfg.concurrency.max(1));
-        let mut tasks = JoinSet::new();
-        loop {
-            // Refill free slots as soon as they free up, as `run` does.
-            self.start(&mut ready, &slots, &recorder, &mut tasks);
-            ready.refill(&self.db, self.cfg.lease).await?;
-            self.start(&mut ready, &slots, &recorder, &mut tasks);
-            if tasks.is_empty() {
-                return Ok(report);
-            }
-            let done = tokio::select! {
-                done = tasks.join_next() => done.expect("not empty"),
-                _ = slots.acquire(), if slots.available_permits() == 0 => continue,
-            };
-            match done.expect("a job task never panics") {
-                Some(Finish::Done { .. }) => report.done += 1,
-                Some(Finish::Retry { .. }) => report.retried += 1,
-                Some(Finish::Dead { .. }) => report.dead += 1,
-                None => {}
-            }
-        }
     }
 
     /// Starts claimed jobs while slots are free.
@@ -162,11 +203,12 @@ impl Worker {
             crate::metrics::job_finished("discarded");
             return None;
         }
-        let email = Email::from_trusted(job.email.clone());
         // The worker's pool is tier 2 (crate::db): claims and results never
         // wait for another connection while holding one.
         let runs = crate::db::RunPool::new(self.db.clone());
-        let work = provision_person(&runs, self.provider.as_ref(), &email);
+        let work = match &job.job {
+            Job::Provision { email } => provision_person(&runs, self.provider.as_ref(), email),
+        };
         tokio::pin!(work);
         let mut renew = tokio::time::interval(self.cfg.lease / 3);
         renew.tick().await;
@@ -174,7 +216,7 @@ impl Worker {
             tokio::select! {
                 r = &mut work => break r,
                 _ = renew.tick() => {
-                    if let Ok(false) = jobs::renew(&self.db, &job, self.cfg.lease).await {
+                    if let Ok(false) = outbox::renew(&self.db, &job, self.cfg.lease).await {
                         tracing::warn!(job = job.id, "lease lost; another worker has the job");
                     }
                 }
@@ -217,7 +259,7 @@ impl Worker {
         if claimed.elapsed() < self.cfg.lease / 3 {
             return true;
         }
-        match jobs::renew(&self.db, job, self.cfg.lease).await {
+        match outbox::renew(&self.db, job, self.cfg.lease).await {
             Ok(true) => true,
             Ok(false) => {
                 tracing::warn!(
@@ -239,7 +281,7 @@ impl Worker {
         match result {
             Ok(action) => Finish::Done { action },
             Err(e) if e.is_transient() && job.attempt < self.cfg.max_attempts => {
-                let after = jobs::backoff(job.attempt, e.retry_after());
+                let after = outbox::backoff(job.attempt, e.retry_after());
                 tracing::warn!(job = job.id, attempt = job.attempt, retry_in = ?after, error = %e, "provisioning failed; will retry");
                 Finish::Retry {
                     error: e.to_string(),
@@ -285,7 +327,7 @@ impl Prefetch {
         // Taken before the claim, whose lease starts later: a job's wait is
         // never underestimated.
         let at = Instant::now();
-        let claimed = jobs::claim(db, want as i64, lease).await?;
+        let claimed = outbox::claim(db, want as i64, lease).await?;
         let drained = claimed.len() < want;
         self.jobs.extend(claimed.into_iter().map(|job| (job, at)));
         Ok(drained)
@@ -300,7 +342,7 @@ impl Prefetch {
         if jobs.is_empty() {
             return Ok(());
         }
-        jobs::unclaim(db, &jobs).await
+        outbox::unclaim(db, &jobs).await
     }
 }
 
@@ -323,7 +365,7 @@ impl Recorder {
             let mut batch = Vec::with_capacity(Self::BATCH);
             while pending.recv_many(&mut batch, Self::BATCH).await > 0 {
                 let rows: Vec<_> = batch.iter().map(|(j, f, _)| (j, f)).collect();
-                let written = jobs::finish(&db, &rows).await.map_err(Arc::new);
+                let written = outbox::finish(&db, &rows).await.map_err(Arc::new);
                 for (i, (_, _, reply)) in batch.drain(..).enumerate() {
                     // A dropped receiver is a job task that was cancelled.
                     let _ = reply.send(written.as_ref().map(|w| w[i]).map_err(Arc::clone));

@@ -3,7 +3,8 @@
 
 use super::merge::merge;
 use super::store;
-use crate::event::{Change, EventId, EventRules, EventType, ParsedBody, UserEvent};
+use crate::event::{Change, Email, EventId, EventRules, EventType, ParsedBody, UserEvent};
+use crate::outbox::{self, Job};
 use crate::roles::RoleMap;
 use crate::state::{EventOutcome, Source};
 use sqlx::{PgConnection, PgPool};
@@ -261,7 +262,7 @@ async fn try_batch(
         .map(|(b, _, m)| (&b.event.user_id, &m.row))
         .collect();
     store::update_rows(&mut tx, &changed).await?;
-    let mut emails: Vec<&str> = Vec::new();
+    let mut emails: Vec<&Email> = Vec::new();
     let mut outcomes = Vec::with_capacity(bodies.len());
     for (b, cur, m) in &merged {
         let raced = cur.is_none() && !inserted.contains(b.event.user_id.as_str());
@@ -271,8 +272,8 @@ async fn try_batch(
             apply_to_roster(&mut tx, &b.event, roles).await?
         } else {
             if m.changed {
-                emails.extend(cur.and_then(|c| c.email()).map(|e| e.as_str()));
-                emails.extend(m.row.email().map(|e| e.as_str()));
+                emails.extend(cur.and_then(|c| c.email()));
+                emails.extend(m.row.email());
             }
             if m.stale {
                 EventOutcome::Stale
@@ -282,11 +283,7 @@ async fn try_batch(
         };
         outcomes.push(outcome);
     }
-    emails.sort_unstable();
-    emails.dedup();
-    if !emails.is_empty() {
-        crate::provision::jobs::enqueue(&mut tx, &emails).await?;
-    }
+    outbox::enqueue(&mut tx, provision_each(emails)).await?;
     let events: Vec<_> = bodies.iter().zip(outcomes.iter().copied()).collect();
     store::insert_events(&mut tx, &events, source).await?;
     tx.commit().await?;
@@ -342,20 +339,14 @@ pub async fn reapply(
             match apply_to_roster(&mut sp, &event, roles).await {
                 Ok(outcome) => {
                     sp.commit().await?;
-                    let mut emails: Vec<String> = store::email_of(tx, &event.user_id)
+                    let stored = store::email_of(tx, &event.user_id)
                         .await?
-                        .into_iter()
-                        .chain(match &event.change {
-                            Change::Upsert(p) => Some(p.email.as_str().to_owned()),
-                            Change::Delete => None,
-                        })
-                        .collect();
-                    emails.sort_unstable();
-                    emails.dedup();
-                    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-                    if !emails.is_empty() {
-                        crate::provision::jobs::enqueue(tx, &emails).await?;
-                    }
+                        .map(Email::from_trusted);
+                    let emails = stored.iter().chain(match &event.change {
+                        Change::Upsert(p) => Some(&p.email),
+                        Change::Delete => None,
+                    });
+                    outbox::enqueue(tx, provision_each(emails)).await?;
                     (outcome, None)
                 }
                 Err(e) if is_passing(&e) => return Err(e),
@@ -399,18 +390,12 @@ pub async fn apply_to_roster(
             continue;
         }
         if merged.changed {
-            let mut emails: Vec<&str> = current
+            let emails = current
                 .as_ref()
                 .and_then(|c| c.email())
                 .into_iter()
-                .chain(merged.row.email())
-                .map(|e| e.as_str())
-                .collect();
-            emails.sort_unstable();
-            emails.dedup();
-            if !emails.is_empty() {
-                crate::provision::jobs::enqueue(conn, &emails).await?;
-            }
+                .chain(merged.row.email());
+            outbox::enqueue(conn, provision_each(emails)).await?;
         }
         return Ok(if merged.stale {
             EventOutcome::Stale
@@ -418,4 +403,14 @@ pub async fn apply_to_roster(
             EventOutcome::Applied
         });
     }
+}
+
+/// A provisioning job for each person an event touched.
+fn provision_each<'a>(emails: impl IntoIterator<Item = &'a Email>) -> Vec<Job> {
+    emails
+        .into_iter()
+        .map(|email| Job::Provision {
+            email: email.clone(),
+        })
+        .collect()
 }

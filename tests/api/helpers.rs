@@ -115,7 +115,7 @@ impl TestApp {
             readthrough,
             directory: None,
             provider,
-            wakeup: rosterd::provision::jobs::Wakeup::spawn(db.clone()),
+            wakeup: rosterd::outbox::Wakeup::spawn(db.clone()),
             db: db.clone(),
             config: Arc::new(config),
         });

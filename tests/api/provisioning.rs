@@ -368,7 +368,7 @@ async fn an_inactive_person_never_gets_an_account(mut h: Harness) {
 async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
     let mut h = Harness::local(db);
     h.send("user.created", "recA", "ada@x.io", "active").await;
-    let claimed = rosterd::provision::jobs::claim(&h.db, 10, Duration::from_secs(30))
+    let claimed = rosterd::outbox::claim(&h.db, 10, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -382,11 +382,11 @@ async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
     .unwrap();
     assert_eq!(active, 1);
     // …and finishing the stale run puts the job back to pending.
-    let finish = rosterd::provision::jobs::Finish::Done {
+    let finish = rosterd::outbox::Finish::Done {
         action: rosterd::state::Action::Created,
     };
     assert_eq!(
-        rosterd::provision::jobs::finish(&h.db, &[(&claimed[0], &finish)])
+        rosterd::outbox::finish(&h.db, &[(&claimed[0], &finish)])
             .await
             .unwrap(),
         [true]
@@ -407,17 +407,15 @@ async fn an_event_during_a_running_job_runs_it_again(db: PgPool) {
 async fn an_expired_lease_is_taken_over_and_the_old_claim_cannot_finish(db: PgPool) {
     let mut h = Harness::local(db);
     h.send("user.created", "recA", "ada@x.io", "active").await;
-    let first = rosterd::provision::jobs::claim(&h.db, 1, Duration::from_secs(30))
+    let first = rosterd::outbox::claim(&h.db, 1, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     // Still leased: nobody else gets it.
-    assert!(
-        rosterd::provision::jobs::claim(&h.db, 1, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(rosterd::outbox::claim(&h.db, 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
     // The worker died: its lease runs out (moved into the past, not waited for).
     sqlx::query("update provisioning_jobs set lease_until = now() - interval '1 second'")
         .execute(&h.db)
@@ -432,12 +430,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_claim_cannot_finish(db: PgPo
         .unwrap();
     assert_eq!(attempts, 2);
     // The dead worker's late result is discarded.
-    let late = rosterd::provision::jobs::Finish::Dead {
+    let late = rosterd::outbox::Finish::Dead {
         error: "late".into(),
         transient: false,
     };
     assert_eq!(
-        rosterd::provision::jobs::finish(&h.db, &[(&first[0], &late)])
+        rosterd::outbox::finish(&h.db, &[(&first[0], &late)])
             .await
             .unwrap(),
         [false]
@@ -453,7 +451,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_claim_cannot_finish(db: PgPo
 /// own claim, whatever else is in its batch.
 #[sqlx::test]
 async fn a_batch_of_results_records_only_the_claims_still_held(db: PgPool) {
-    use rosterd::provision::jobs::{claim, finish, Finish};
+    use rosterd::outbox::{claim, finish, Finish};
     let mut h = Harness::local(db);
     for (rec, email) in [
         ("recA", "ada@x.io"),
@@ -464,7 +462,7 @@ async fn a_batch_of_results_records_only_the_claims_still_held(db: PgPool) {
     }
     let lease = Duration::from_secs(30);
     let mut claimed = claim(&h.db, 3, lease).await.unwrap();
-    claimed.sort_by(|a, b| a.email.cmp(&b.email));
+    claimed.sort_by(|a, b| a.job.cmp(&b.job));
     // bob's lease ran out and another worker took the job over.
     sqlx::query("update provisioning_jobs set lease_until = now() - interval '1 second' where email = 'bob@x.io'")
         .execute(&h.db)

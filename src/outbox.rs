@@ -1,26 +1,71 @@
-//! The provisioning outbox's SQL: enqueue (inside the apply transaction),
-//! claim with a lease, record the result.
+//! The outbox: jobs queued inside the transaction that makes them due,
+//! claimed with a lease by a worker, and their attempts recorded.
+//!
+//! A ground-floor module: `roster` enqueues into it as it applies an event,
+//! `provision::worker` claims from it; it knows neither. What a job does is
+//! its [`Job`] kind, which the worker dispatches on.
 
+use crate::event::Email;
 use crate::state::{Action, JobState};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The channel workers LISTEN on; a notification only says "look".
-pub const CHANNEL: &str = "rosterd_jobs";
+/// One job: its kind and what it needs, in the way crates.io's
+/// `BackgroundJob` and svix's `QueueTask` name theirs.
+///
+/// Stored in `provisioning_jobs`, one active (pending or running) job per
+/// email, which is the conflict target of [`enqueue`]. With one kind the
+/// `email` column is the whole job, so no `kind` column is stored yet; the
+/// next kind (sending an invitation) adds one, with a migration that makes
+/// the active-job index `(kind, email)`, and [`claim`] then decodes it
+/// (an unknown kind is an error, never a default).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Job {
+    /// Bring one person's auth user(s) to what the roster says.
+    Provision { email: Email },
+}
 
-/// Queues one job per person. A pending job is reused; a running one is
-/// marked dirty so it runs again when it finishes. `emails` must be sorted
-/// so concurrent transactions lock job rows in one order (no deadlocks).
+impl Job {
+    /// The job's `email` column.
+    fn email(&self) -> &str {
+        match self {
+            Self::Provision { email } => email.as_str(),
+        }
+    }
+
+    /// A job read back from its row.
+    fn from_row(email: String) -> Self {
+        Self::Provision {
+            email: Email::from_trusted(email),
+        }
+    }
+}
+
+/// The channel workers LISTEN on; a notification only says "look".
+pub(crate) const CHANNEL: &str = "rosterd_jobs";
+
+/// Queues `jobs` inside the caller's transaction, each once; none is no
+/// statement. A pending job is reused; a running one is marked dirty so it
+/// runs again when it finishes. Jobs are queued sorted, so concurrent
+/// transactions lock job rows in one order (no deadlocks).
 ///
 /// No NOTIFY here: a transaction that notifies holds a cluster-wide lock
 /// until its commit is flushed, which would serialise every ingest. The
 /// caller pokes a [`Wakeup`] after committing instead.
-pub async fn enqueue(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sqlx::Error> {
-    debug_assert!(emails.is_sorted());
+pub(crate) async fn enqueue(
+    conn: &mut PgConnection,
+    jobs: impl IntoIterator<Item = Job>,
+) -> Result<(), sqlx::Error> {
+    let mut jobs: Vec<Job> = jobs.into_iter().collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    jobs.sort_unstable();
+    jobs.dedup();
     // sqlx binds `text[]` from a slice of `String`.
-    let emails: Vec<String> = emails.iter().map(|e| (*e).to_owned()).collect();
+    let emails: Vec<String> = jobs.iter().map(|j| j.email().to_owned()).collect();
     sqlx::query!(
         r#"insert into provisioning_jobs (email)
            select unnest($1::text[])
@@ -42,7 +87,7 @@ pub async fn enqueue(conn: &mut PgConnection, emails: &[&str]) -> Result<(), sql
 
 /// Tells every worker (in any process) that jobs were queued, outside the
 /// queueing transaction.
-pub async fn notify(db: &PgPool) -> Result<(), sqlx::Error> {
+pub(crate) async fn notify(db: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query!("select pg_notify($1, '')", CHANNEL)
         .execute(db)
         .await?;
@@ -82,10 +127,11 @@ impl Wakeup {
     }
 }
 
+/// A job a worker holds the lease of.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: i64,
-    pub email: String,
+    pub job: Job,
     /// This attempt's number, from 1.
     pub attempt: i32,
     pub token: Uuid,
@@ -134,7 +180,7 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
         .into_iter()
         .map(|r| Claimed {
             id: r.id,
-            email: r.email,
+            job: Job::from_row(r.email),
             attempt: r.attempts,
             token,
             started_at: r.started_at,
@@ -144,7 +190,7 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
 
 /// Gives claimed jobs that never started back to the queue as they were
 /// (a stopping worker's prefetched jobs), so no one waits for their lease.
-pub async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
+pub(crate) async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let tokens: Vec<Uuid> = jobs.iter().map(|j| j.token).collect();
     sqlx::query!(
@@ -164,7 +210,11 @@ pub async fn unclaim(db: &PgPool, jobs: &[Claimed]) -> Result<(), sqlx::Error> {
 }
 
 /// Extends a claim; `false` when it was lost (lease expired and taken).
-pub async fn renew(db: &PgPool, job: &Claimed, lease: Duration) -> Result<bool, sqlx::Error> {
+pub(crate) async fn renew(
+    db: &PgPool,
+    job: &Claimed,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query!(
         "update provisioning_jobs set lease_until = now() + make_interval(secs => $3)
          where id = $1 and lease_token = $2 and state = $4",
@@ -189,7 +239,7 @@ pub enum Finish {
 impl Finish {
     /// The state the attempt leaves its job in (unless the person changed
     /// meanwhile: see [`finish`]).
-    pub fn state(&self) -> JobState {
+    pub(crate) fn state(&self) -> JobState {
         match self {
             Self::Done { .. } => JobState::Done,
             Self::Retry { .. } => JobState::Pending,
@@ -294,7 +344,7 @@ impl FinishColumns {
 /// never shorter than the provider's `Retry-After`. The schedule lives in
 /// the database (`run_at`), so it is computed here rather than by an
 /// in-process retry loop.
-pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
     const BASE: f64 = 1.0;
     const CAP: f64 = 600.0;
     let exp = BASE * 2f64.powi(attempt.clamp(1, 30) - 1);
