@@ -127,10 +127,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             .zip(directory.clone())
             .and_then(|(cfg, d)| ReadThrough::enabled(d, cfg, config.lookup.queue_wait)),
         directory,
-        first_logins: crate::overload::Gate::new(
+        first_logins: Arc::new(crate::lookup::FirstLogins::new(crate::overload::Gate::new(
             config.lookup.provision_concurrency,
             config.lookup.queue_wait,
-        ),
+        ))),
         runs,
         wakeup: crate::outbox::Wakeup::spawn(pool.clone()),
         db: pool.clone(),

@@ -1,7 +1,7 @@
 //! What every handler can reach.
 
 use crate::config::Config;
-use crate::{db, lookup, metrics, outbox, overload, provision};
+use crate::{db, lookup, metrics, outbox, provision};
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ pub struct AppState {
     /// (a separate tier, see [`db`]).
     pub runs: db::RunPool,
     /// Admits the login lookup's inline provisioning runs.
-    pub first_logins: overload::Gate,
+    pub first_logins: Arc<lookup::FirstLogins>,
     pub config: Arc<Config>,
     pub provider: Arc<dyn provision::provider::AuthProvider>,
     /// Wakes the provisioning workers after jobs were queued.

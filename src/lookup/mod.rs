@@ -5,9 +5,7 @@ use crate::db::RunPool;
 use crate::directory::DirectoryError;
 use crate::event::{Email, EventRules};
 use crate::outbox::Wakeup;
-use crate::overload::Gate;
 use crate::provision::provider::AuthProvider;
-use crate::provision::provision_person;
 use crate::roles::RoleMap;
 use crate::roster::store::{self, LoginRow};
 use crate::state::RowStatus;
@@ -15,8 +13,10 @@ use readthrough::{ReadThrough, ReadThroughError};
 use serde::Serialize;
 use sqlx::PgPool;
 
+mod first_logins;
 mod key;
 pub mod readthrough;
+pub use first_logins::{FirstLogins, Refused};
 pub use key::Key;
 
 /// What a lookup works with; the HTTP handler lends it from the app's state.
@@ -24,8 +24,8 @@ pub struct Deps<'a> {
     pub db: &'a PgPool,
     pub runs: &'a RunPool,
     pub provider: &'a dyn AuthProvider,
-    /// Admits inline provisioning runs.
-    pub first_logins: &'a Gate,
+    /// Admits inline provisioning runs, one per person at a time.
+    pub first_logins: &'a FirstLogins,
     /// `None` when read-through is off or no directory is configured.
     pub readthrough: Option<&'a ReadThrough>,
     pub roles: &'a RoleMap,
@@ -138,18 +138,16 @@ async fn answer(
         });
     };
     let row = if row.auth_user_id.is_none() || row.pending {
-        // Missing or possibly stale: the one provisioning path, inline,
-        // as many at once as the gate lets in.
-        let pass = state
-            .first_logins
-            .enter()
-            .await
-            .map_err(|busy| LookupError::Overloaded(busy.retry_after))?;
+        // Missing or possibly stale: the one provisioning path, inline.
         let email = Email::from_trusted(email);
-        provision_person(state.runs, state.provider, &email)
+        state
+            .first_logins
+            .provision(state.runs, state.provider, &email)
             .await
-            .map_err(|e| LookupError::ProvisioningPending(e.to_string()))?;
-        drop(pass);
+            .map_err(|refused| match refused {
+                Refused::Busy(busy) => LookupError::Overloaded(busy.retry_after),
+                Refused::Failed(e) => LookupError::ProvisioningPending(e),
+            })?;
         fetch(state, key).await?.unwrap_or(row)
     } else {
         row

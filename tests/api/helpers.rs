@@ -107,10 +107,12 @@ impl TestApp {
         let app = build_app(AppState {
             // In-process tests run a handful of requests: one pool will do.
             runs: rosterd::db::RunPool::new(db.clone()),
-            first_logins: rosterd::overload::Gate::new(
-                config.lookup.provision_concurrency,
-                config.lookup.queue_wait,
-            ),
+            first_logins: Arc::new(rosterd::lookup::FirstLogins::new(
+                rosterd::overload::Gate::new(
+                    config.lookup.provision_concurrency,
+                    config.lookup.queue_wait,
+                ),
+            )),
             gauges: rosterd::metrics::Gauges::new(config.metrics_gauges_max_age),
             readthrough,
             directory: None,

@@ -57,6 +57,38 @@ async fn active_person_without_an_account_is_provisioned_inline(db: PgPool) {
     assert_eq!(h.all_users().await.len(), 1);
 }
 
+/// One place at the gate and no waiting in line: twenty logins of one new
+/// person at once share one provisioning run instead of refusing nineteen.
+#[sqlx::test]
+async fn concurrent_first_logins_of_one_person_share_one_run(db: PgPool) {
+    let mut h = Harness::local(db.clone());
+    h.send("user.created", "recA", "crowd@x.io", "active").await;
+    let app = Arc::new(
+        TestApp::spawn_with(db, |c| {
+            c.lookup.provision_concurrency = 1;
+            c.lookup.queue_wait = Duration::ZERO;
+        })
+        .await,
+    );
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, barrier) = (app.clone(), barrier.clone());
+        tasks.spawn(async move {
+            barrier.wait().await;
+            let r = app.lookup("email=crowd@x.io").await;
+            (r.status().as_u16(), body(r).await["auth"]["userId"].clone())
+        });
+    }
+    let answers = tasks.join_all().await;
+    let made = h.user("crowd@x.io").await.expect("provisioned");
+    for (status, user_id) in &answers {
+        assert_eq!(*status, 200, "{answers:?}");
+        assert_eq!(*user_id, json!(made.id));
+    }
+    assert_eq!(h.all_users().await.len(), 1);
+}
+
 #[sqlx::test]
 async fn provider_down_during_inline_provisioning_is_503_and_the_job_stays(db: PgPool) {
     let mut h = Harness::local(db.clone());

@@ -1,0 +1,71 @@
+//! Inline provisioning for the lookup: concurrent lookups of one person
+//! share one run, and runs of different people are admitted by a
+//! [`Gate`]. Without the sharing, twenty logins of one new person would
+//! take twenty of the gate's places only to wait on each other's locks.
+
+use crate::db::RunPool;
+use crate::event::Email;
+use crate::overload::{Busy, Gate};
+use crate::provision::provider::AuthProvider;
+use crate::provision::provision_person;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// How a shared run ended, for every caller that waited on it.
+#[derive(Debug, Clone)]
+pub enum Refused {
+    /// The gate was full for longer than a lookup may wait.
+    Busy(Busy),
+    /// The run failed (provider or database); the job stays queued.
+    Failed(String),
+}
+
+type Run = Arc<OnceCell<Result<(), Refused>>>;
+
+pub struct FirstLogins {
+    gate: Gate,
+    in_flight: Mutex<HashMap<Email, Run>>,
+}
+
+impl FirstLogins {
+    pub fn new(gate: Gate) -> Self {
+        Self {
+            gate,
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Provisions `email`, or waits for the run already under way for it.
+    pub async fn provision(
+        &self,
+        runs: &RunPool,
+        provider: &dyn AuthProvider,
+        email: &Email,
+    ) -> Result<(), Refused> {
+        let run = self
+            .in_flight
+            .lock()
+            .expect("never poisoned")
+            .entry(email.clone())
+            .or_default()
+            .clone();
+        let result = run
+            .get_or_init(|| async {
+                let _pass = self.gate.enter().await.map_err(Refused::Busy)?;
+                provision_person(runs, provider, email)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Refused::Failed(e.to_string()))
+            })
+            .await
+            .clone();
+        // The first caller to finish clears the entry; a later lookup
+        // starts a run of its own (and reads what this one wrote).
+        let mut in_flight = self.in_flight.lock().expect("never poisoned");
+        if in_flight.get(email).is_some_and(|r| Arc::ptr_eq(r, &run)) {
+            in_flight.remove(email);
+        }
+        result
+    }
+}
