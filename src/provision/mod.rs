@@ -45,9 +45,10 @@ pub mod worker;
 
 use crate::db::RunPool;
 use crate::event::Email;
+use crate::roster::store::{link, link_new, link_row};
 use crate::state::Action;
 use locks::{Key, Locks};
-use person::{decide, link, link_new, link_row, load, Decision, Facts, Occupant, Person, Step};
+use person::{decide, load, Decision, Facts, Occupant, Person, Step};
 use provider::{AuthProvider, AuthUser, Profile, ProviderError, UserUpdate};
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
