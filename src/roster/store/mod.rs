@@ -1,7 +1,8 @@
 //! The roster's SQL: small functions named by verb, each taking a
 //! connection so one transaction can span several. This is the only place
-//! that reads or writes the `roster` table; provisioning and the lookup
-//! read it through the functions here.
+//! that writes the `roster` table; provisioning and the lookup read it
+//! through the functions here (admin's record pages and the metrics gauges
+//! still read it with their own queries).
 //!
 //! - [`rows`]: a record's registers, read, locked, inserted and updated;
 //! - [`events`]: the inbound events, recorded once and replayed;
