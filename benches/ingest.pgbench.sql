@@ -1,7 +1,7 @@
 -- The database cost of one fresh webhook event, as pgbench sees it: the
 -- statements rosterd runs for a `user.created` event with a new record id
 -- (src/roster/apply.rs try_ingest + apply_to_roster; statements from
--- src/roster/store.rs insert_event, lock_row, insert_row and
+-- src/roster/store/ insert_event, lock_row, insert_row and
 -- src/outbox.rs enqueue), in one transaction, each statement as the
 -- service sends it.  Keep it in step with those files.
 --

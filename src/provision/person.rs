@@ -5,6 +5,7 @@
 
 use super::provider::{AuthUser, Profile, UserUpdate};
 use crate::event::Email;
+use crate::roster::store::{self, LinkRow, PersonRow};
 use crate::state::{Action, RowStatus};
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -56,13 +57,6 @@ impl Person {
     pub fn holder_link(&self) -> Option<Uuid> {
         self.holder.as_ref().and_then(|h| h.auth_user_id)
     }
-}
-
-/// The roster row an auth user is linked to, as far as deciding needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRow {
-    pub email: Option<String>,
-    pub live: bool,
 }
 
 /// Who holds the person's email at the provider.
@@ -259,16 +253,6 @@ pub fn decide(f: &Facts) -> Decision {
     Decision::Act(Plan { action, steps })
 }
 
-/// A roster row as provisioning reads it.
-pub struct PersonRow {
-    pub id: String,
-    pub email: String,
-    pub status: RowStatus,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    pub auth_user_id: Option<Uuid>,
-}
-
 impl Person {
     pub fn new(email: Email) -> Self {
         Self {
@@ -279,8 +263,16 @@ impl Person {
         }
     }
 
-    /// Adds a row carrying this email. Rows must come holder first: live
-    /// before deleted, then newest profile first.
+    /// The person from the rows carrying its email, holder first (as
+    /// `roster::store` reads them).
+    pub fn from_rows(email: Email, rows: Vec<PersonRow>) -> Self {
+        let mut person = Self::new(email);
+        rows.into_iter().for_each(|r| person.push(r));
+        person
+    }
+
+    /// Adds a row carrying this email. Rows must come holder first, as
+    /// the roster's holder rule orders them (`roster::store::person_rows`).
     pub fn push(&mut self, r: PersonRow) {
         let first = self.holder.is_none() && !self.seen_rows;
         self.seen_rows = true;
@@ -298,84 +290,8 @@ impl Person {
     }
 }
 
-/// Reads the rows carrying `email`, holder first.
+/// Reads the person through the roster: its rows, holder first.
 pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx::Error> {
-    let rows = sqlx::query_as!(
-        PersonRow,
-        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
-           from roster where email = $1
-           order by (status <> $2) desc, profile_at desc, profile_event_id desc"#,
-        email.as_str(),
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_all(conn)
-    .await?;
-    let mut person = Person::new(email.clone());
-    rows.into_iter().for_each(|r| person.push(r));
-    Ok(person)
-}
-
-/// The row an auth user is linked to, if any.
-pub async fn link_row(conn: &mut PgConnection, user: Uuid) -> Result<Option<LinkRow>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select email, status <> $2 as "live!" from roster where auth_user_id = $1"#,
-        user,
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| LinkRow {
-        email: r.email,
-        live: r.live,
-    }))
-}
-
-/// Links a user created just now, which no other row can link yet; the
-/// same compare-and-set as [`link`], in one statement.
-pub async fn link_new(
-    conn: &mut PgConnection,
-    person: &Email,
-    row_id: &str,
-    expected: Option<Uuid>,
-    user: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query!(
-        "update roster set auth_user_id = $2, auth_linked_at = now()
-         where id = $1 and email = $3 and status = $5
-           and auth_user_id is not distinct from $4",
-        row_id,
-        user,
-        person.as_str(),
-        expected,
-        RowStatus::Active.as_str()
-    )
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Makes `user` the holder row's auth user, taking the link from whichever
-/// row had it (an auth user is linked to at most one row) — but only if
-/// the row still carries the person's email, is active and links what the
-/// decision saw. `false` when the roster moved on: decide again.
-pub async fn link(
-    conn: &mut PgConnection,
-    person: &Email,
-    row_id: &str,
-    expected: Option<Uuid>,
-    user: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = sqlx::Acquire::begin(conn).await?;
-    sqlx::query!(
-        "update roster set auth_user_id = null where auth_user_id = $2 and id <> $1",
-        row_id,
-        user
-    )
-    .execute(&mut *tx)
-    .await?;
-    let linked = link_new(&mut tx, person, row_id, expected, user).await?;
-    if linked {
-        tx.commit().await?;
-    }
-    Ok(linked)
+    let rows = store::person_rows(conn, email).await?;
+    Ok(Person::from_rows(email.clone(), rows))
 }

@@ -1,13 +1,13 @@
 //! Full reconcile: compare every person in the roster with the provider
 //! and act only on differences, through the one provisioning function.
 
-use super::person::{decide, Decision, Facts, LinkRow, Occupant, Person, PersonRow};
+use super::person::{decide, Decision, Facts, Occupant, Person};
 use super::provider::{AuthProvider, AuthUser, ProviderError};
 use super::provision_person;
 use crate::db::RunPool;
 use crate::event::Email;
-use crate::state::{Action, RowStatus};
-use futures_util::TryStreamExt;
+use crate::roster::store::{self, LinkRow};
+use crate::state::Action;
 use serde::Serialize;
 use sqlx::PgConnection;
 use std::collections::{BTreeSet, HashMap};
@@ -82,29 +82,6 @@ async fn all_users(provider: &dyn AuthProvider) -> Result<Users, ProviderError> 
     Ok(users)
 }
 
-/// Every roster link: which row (email, live) each linked user belongs to.
-async fn all_links(db: &mut PgConnection) -> Result<HashMap<Uuid, LinkRow>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"select auth_user_id as "id!", email, status <> $1 as "live!"
-           from roster where auth_user_id is not null"#,
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.id,
-                LinkRow {
-                    email: r.email,
-                    live: r.live,
-                },
-            )
-        })
-        .collect())
-}
-
 /// With `dry_run`, counts what would be done and changes nothing. The
 /// roster is read through `db`, the caller's one main-pool connection;
 /// each person is provisioned on a connection of `runs` (see crate::db).
@@ -115,23 +92,12 @@ pub async fn reconcile(
     dry_run: bool,
 ) -> Result<Report, ReconcileError> {
     let users = all_users(provider).await?;
-    let links = all_links(&mut *db).await?;
+    let links = store::all_links(&mut *db).await?;
     let mut report = Report::default();
     let mut pending = Vec::new();
     let mut people = BTreeSet::new();
 
-    // Rows arrive grouped by email, holder first, so one person is
-    // complete when the email changes.
-    let mut rows = sqlx::query_as!(
-        PersonRow,
-        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
-           from roster where email is not null
-           order by email, (status <> $1) desc, profile_at desc, profile_event_id desc"#,
-        RowStatus::Deleted.as_str()
-    )
-    .fetch(&mut *db);
-    let mut current: Option<Person> = None;
-    let mut judge = |person: Person, report: &mut Report| {
+    let mut judge = |person: Person| {
         match decide(&facts(person.clone(), &users, &links)) {
             Decision::Act(plan) if plan.action == Action::Unchanged => report.count(plan.action),
             Decision::Act(plan) => pending.push((person.email.clone(), Some(plan.action))),
@@ -140,19 +106,10 @@ pub async fn reconcile(
         }
         people.insert(person.email);
     };
-    while let Some(r) = rows.try_next().await? {
-        if current.as_ref().is_none_or(|p| p.email.as_str() != r.email) {
-            if let Some(person) = current.take() {
-                judge(person, &mut report);
-            }
-            current = Some(Person::new(Email::from_trusted(r.email.clone())));
-        }
-        current.as_mut().expect("set above").push(r);
-    }
-    drop(rows);
-    if let Some(person) = current.take() {
-        judge(person, &mut report);
-    }
+    store::each_person(&mut *db, |email, rows| {
+        judge(Person::from_rows(email, rows))
+    })
+    .await?;
 
     // Orphans on an email the roster knows are part of that person's plan;
     // the others are provisioned as a person with no rows: banned.

@@ -1,18 +1,15 @@
-//! The roster's SQL: small functions named by verb, each taking a
-//! connection so one transaction can span several.
+//! A record's row: its two registers read, locked, inserted and updated,
+//! one at a time or as a batch.
 
-use super::merge::{ProfileRegister, Registers};
+use super::decode;
 use crate::event::{Change, Email, EventId, OrderKey, Profile, ProfileStatus, RecordId, UserEvent};
 use crate::roles::RoleMap;
-use crate::state::{EventOutcome, RowStatus, Source};
+use crate::roster::merge::{ProfileRegister, Registers};
+use crate::state::RowStatus;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
-
-fn decode<T>(r: Result<T, String>) -> Result<T, sqlx::Error> {
-    r.map_err(|e| sqlx::Error::Decode(e.into()))
-}
 
 /// A roster row's columns as read; [`RowRecord::split`] parses them once.
 struct RowRecord {
@@ -181,41 +178,6 @@ pub async fn update_rows(
     Ok(())
 }
 
-/// The batch form of [`insert_event`], each with its outcome.
-pub async fn insert_events(
-    conn: &mut PgConnection,
-    events: &[(&crate::event::ParsedBody, EventOutcome)],
-    source: Source,
-) -> Result<(), sqlx::Error> {
-    let rows: Vec<Value> = events
-        .iter()
-        .map(|(b, outcome)| {
-            json!({
-                "event_id": b.event.key.event_id.as_str(),
-                "event_type": b.event.event_type.as_str(),
-                "occurred_at": b.event.key.at,
-                "user_id": b.event.user_id.as_str(),
-                "payload": b.payload,
-                "payload_hash": format!("\\x{}", hex::encode(b.payload_hash)),
-                "source": source,
-                "outcome": outcome,
-            })
-        })
-        .collect();
-    sqlx::query!(
-        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
-                                       payload_hash, source, outcome, processed_at)
-           select event_id, event_type, occurred_at, user_id, payload, payload_hash, source,
-                  outcome, now()
-           from jsonb_populate_recordset(null::inbound_events, $1)
-           on conflict (event_id) do nothing"#,
-        Value::Array(rows)
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// How an incoming profile relates to what the roster holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
@@ -346,96 +308,6 @@ pub async fn update_row(
     Ok(())
 }
 
-/// Records an event; `false` when its id is already stored (the caller
-/// then compares hashes). Blocks behind a concurrent insert of the same id
-/// until that transaction ends, which is what makes 20 simultaneous
-/// deliveries apply once. With `failure`, the event is stored as `failed`
-/// with that error (the database refused to apply it).
-pub async fn insert_event(
-    conn: &mut PgConnection,
-    event: &UserEvent,
-    payload: &serde_json::Value,
-    payload_hash: &[u8],
-    source: Source,
-    failure: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let outcome = match failure {
-        None => EventOutcome::Applied,
-        Some(_) => EventOutcome::Failed,
-    };
-    let inserted = sqlx::query_scalar!(
-        r#"insert into inbound_events (event_id, event_type, occurred_at, user_id, payload,
-                                       payload_hash, source, outcome, error, processed_at)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
-           on conflict (event_id) do nothing
-           returning true as "inserted!""#,
-        event.key.event_id.as_str(),
-        event.event_type.as_str(),
-        event.key.at,
-        event.user_id.as_str(),
-        payload,
-        payload_hash,
-        source.as_str(),
-        outcome.as_str(),
-        failure,
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(inserted.is_some())
-}
-
-/// What dedup needs to know about an event already stored.
-pub struct StoredEvent {
-    pub payload_hash: Vec<u8>,
-    pub outcome: EventOutcome,
-}
-
-pub async fn stored_event(
-    conn: &mut PgConnection,
-    event_id: &EventId,
-) -> Result<Option<StoredEvent>, sqlx::Error> {
-    sqlx::query_as!(
-        StoredEvent,
-        r#"select payload_hash, outcome as "outcome: EventOutcome"
-           from inbound_events where event_id = $1"#,
-        event_id.as_str()
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// A stored event, locked so two replays of it run one after the other.
-pub struct LockedEvent {
-    pub event_type: String,
-    pub user_id: String,
-    pub payload: serde_json::Value,
-}
-
-pub async fn lock_event(
-    conn: &mut PgConnection,
-    event_id: &EventId,
-) -> Result<Option<LockedEvent>, sqlx::Error> {
-    sqlx::query_as!(
-        LockedEvent,
-        "select event_type, user_id, payload from inbound_events
-         where event_id = $1 and pruned_at is null for update",
-        event_id.as_str()
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// Whether a stored event's payload was dropped by `rosterd prune`.
-pub async fn is_pruned(conn: &mut PgConnection, event_id: &EventId) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(
-        r#"select pruned_at is not null as "pruned!" from inbound_events where event_id = $1"#,
-        event_id.as_str()
-    )
-    .fetch_optional(conn)
-    .await?
-    .unwrap_or(false))
-}
-
 /// The email a record's profile carries now, if any.
 pub async fn email_of(
     conn: &mut PgConnection,
@@ -447,126 +319,4 @@ pub async fn email_of(
             .await?
             .flatten(),
     )
-}
-
-/// Writes a re-application's result onto the event and into its history.
-pub async fn record_reapply(
-    conn: &mut PgConnection,
-    event_id: &EventId,
-    outcome: EventOutcome,
-    error: Option<&str>,
-    actor: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"with e as (
-               update inbound_events
-               set outcome = $2, error = $3, attempts = attempts + 1, processed_at = now()
-               where event_id = $1
-               returning event_id)
-           insert into event_replays (event_id, actor, outcome, error)
-           select event_id, $4, $2, $3 from e"#,
-        event_id.as_str(),
-        outcome.as_str(),
-        error,
-        actor
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn set_event_outcome(
-    conn: &mut PgConnection,
-    event_id: &EventId,
-    outcome: EventOutcome,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update inbound_events set outcome = $2 where event_id = $1",
-        event_id.as_str(),
-        outcome.as_str()
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Emails carried by more than one live row: the holder still answers,
-/// operators are told (docs/contract.md §4).
-pub async fn email_conflicts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"select email as "email!", count(*) as "rows!"
-           from roster where status <> $1 and email is not null
-           group by email having count(*) > 1 order by email"#,
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.email, r.rows)).collect())
-}
-
-/// The person's holder: the newest live row carrying the email.
-pub async fn holder_of(
-    conn: &mut PgConnection,
-    email: &Email,
-) -> Result<Option<RecordId>, sqlx::Error> {
-    let id = sqlx::query_scalar!(
-        r#"select id from roster
-           where email = $1 and status <> $2
-           order by profile_at desc, profile_event_id desc limit 1"#,
-        email.as_str(),
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_optional(conn)
-    .await?;
-    id.map(|id| decode(RecordId::parse(&id))).transpose()
-}
-
-/// What the login lookup needs about a record, in one indexed query.
-#[derive(Debug, Clone)]
-pub struct LoginRow {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub status: RowStatus,
-    pub roles: Vec<String>,
-    pub auth_user_id: Option<uuid::Uuid>,
-    /// A provisioning job is queued or running for this person.
-    pub pending: bool,
-}
-
-/// The holder of `email` (or, when no live row carries it, the newest
-/// deleted one, so the answer can say "deleted").
-pub async fn login_row_by_email(
-    conn: &mut PgConnection,
-    email: &Email,
-) -> Result<Option<LoginRow>, sqlx::Error> {
-    sqlx::query_as!(
-        LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
-                  exists(select 1 from provisioning_jobs j
-                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
-           from roster r where r.email = $1
-           order by (r.status <> $2) desc, r.profile_at desc, r.profile_event_id desc
-           limit 1"#,
-        email.as_str(),
-        RowStatus::Deleted.as_str()
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-pub async fn login_row_by_id(
-    conn: &mut PgConnection,
-    id: &RecordId,
-) -> Result<Option<LoginRow>, sqlx::Error> {
-    sqlx::query_as!(
-        LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
-                  exists(select 1 from provisioning_jobs j
-                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
-           from roster r where r.id = $1"#,
-        id.as_str()
-    )
-    .fetch_optional(conn)
-    .await
 }

@@ -1,0 +1,35 @@
+//! The roster's SQL: small functions named by verb, each taking a
+//! connection so one transaction can span several. This is the only place
+//! that writes the `roster` table; provisioning and the lookup read it
+//! through the functions here (admin's record pages and the metrics gauges
+//! still read it with their own queries).
+//!
+//! - [`rows`]: a record's registers, read, locked, inserted and updated;
+//! - [`events`]: the inbound events, recorded once and replayed;
+//! - [`people`]: the rows carrying an email, and which of them holds it
+//!   (the holder rule, written once there);
+//! - [`links`]: which roster row each auth user is linked to.
+
+mod events;
+mod links;
+mod people;
+mod rows;
+
+pub use events::{
+    insert_event, insert_events, is_pruned, lock_event, record_reapply, set_event_outcome,
+    stored_event, LockedEvent, StoredEvent,
+};
+pub use links::LinkRow;
+pub(crate) use links::{all_links, link, link_new, link_row};
+pub(crate) use people::{each_person, person_rows};
+pub use people::{
+    email_conflicts, holder_of, login_row_by_email, login_row_by_id, LoginRow, PersonRow,
+};
+pub use rows::{
+    compare, email_of, insert_row, insert_rows, live_ids, lock_row, lock_rows, read_rows,
+    update_row, update_rows, Comparison,
+};
+
+fn decode<T>(r: Result<T, String>) -> Result<T, sqlx::Error> {
+    r.map_err(|e| sqlx::Error::Decode(e.into()))
+}
