@@ -4,10 +4,9 @@
 
 use super::Key;
 use crate::directory::{AirtableDirectory, Budget, DirectoryError, DirectoryRecord};
-use crate::event::{Email, EventRules, ParsedBody, RecordId};
+use crate::event::{Email, EventRules, EventType, ParsedBody, RecordId};
 use crate::roles::RoleMap;
 use crate::roster::{ingest, ApplyError, Outcome, Source};
-use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -174,11 +173,13 @@ impl ReadThrough {
 fn to_event(record: &DirectoryRecord, rules: &EventRules) -> Option<ParsedBody> {
     RecordId::parse(&record.id).ok()?;
     let now = chrono::Utc::now();
-    let event = json!({
-        "eventId": format!("readthrough:{}:{}", now.timestamp_micros(), record.id),
-        "eventType": "user.updated",
-        "occurredAt": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "user": Value::Object(record.to_fields()),
-    });
-    ParsedBody::parse(event, rules).ok()
+    let event_id = format!("readthrough:{}:{}", now.timestamp_micros(), record.id);
+    ParsedBody::minted(
+        &event_id,
+        EventType::Updated,
+        now,
+        record.to_fields(),
+        rules,
+    )
+    .ok()
 }

@@ -1,16 +1,8 @@
-//! Bulk roster import (`rosterd push` and `rosterd sync`): rows from
-//! a file become ordinary events applied through the one apply path.
+//! The rows of a roster file, read as they are taken: CSV or a YAML
+//! block list, a person at a time.
 
-use super::apply::ingest_batch;
-use super::store;
-use crate::event::{BodyError, EventRules, ParsedBody};
-use crate::roles::RoleMap;
-use crate::state::Source;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
-use sqlx::PgPool;
-use std::collections::HashMap;
-use std::io::{BufRead, Seek, Write};
+use serde_json::{Map, Value};
+use std::io::BufRead;
 
 /// One row of a roster file, with the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,49 +15,6 @@ pub struct Row {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Malformed(pub String);
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    pub line: usize,
-    pub id: Option<String>,
-    pub reason: String,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub created: u64,
-    pub updated: u64,
-    pub deleted: u64,
-    pub unchanged: u64,
-    pub rejected: Vec<Rejected>,
-}
-
-impl Report {
-    /// The counters under `title` (e.g. "Pushing roster from roster.yaml").
-    pub fn render(&self, title: &str, dry_run: bool) -> String {
-        let mut out = format!(
-            "  {title}\n\n  created: {}\n  updated: {}\n  deleted: {}\n  unchanged: {}\n  rejected: {}\n",
-            self.created,
-            self.updated,
-            self.deleted,
-            self.unchanged,
-            self.rejected.len()
-        );
-        for r in &self.rejected {
-            let id =
-                r.id.as_deref()
-                    .map(|i| format!(" ({i})"))
-                    .unwrap_or_default();
-            out.push_str(&format!("    line {}{id}: {}\n", r.line, r.reason));
-        }
-        out.push_str(if dry_run {
-            "\n  Dry run: nothing was changed\n"
-        } else {
-            "\n  Complete\n"
-        });
-        out
-    }
-}
 
 /// The rows of a roster file, read as they are taken: `.csv` (a header
 /// row; groups separated by `;` or `|`) or `.yaml`/`.yml` (a block list of
@@ -91,7 +40,7 @@ pub fn rows<'a>(
 /// item's `- ` in column 0: that lets lines alone say where an item ends,
 /// and each item is parsed on its own (so an alias cannot name an anchor
 /// in another item).
-pub struct YamlRows<R: BufRead> {
+pub(crate) struct YamlRows<R: BufRead> {
     lines: std::io::Lines<R>,
     /// The number of the last line read.
     read: usize,
@@ -286,7 +235,7 @@ impl<R: BufRead> Iterator for YamlRows<R> {
 
 /// A CSV roster read row by row, so a file of any length takes the memory
 /// of one batch. Its header is checked when it is opened.
-pub struct CsvRows<R: std::io::Read> {
+pub(crate) struct CsvRows<R: std::io::Read> {
     records: csv::StringRecordsIntoIter<R>,
     headers: Vec<String>,
 }
@@ -344,234 +293,6 @@ impl<R: std::io::Read> Iterator for CsvRows<R> {
             fields.insert(h.clone(), value);
         }
         Some(Ok(Row { line, fields }))
-    }
-}
-
-/// Rows kept in an anonymous temporary file, one JSON object a line, so
-/// that a source read in pages (`rosterd sync`) takes the memory of one
-/// page and is applied only once all of it has been read. The operating
-/// system removes the file when it is dropped, however the run ends.
-pub struct Spool {
-    file: std::io::BufWriter<std::fs::File>,
-    rows: usize,
-}
-
-impl Spool {
-    pub fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            file: std::io::BufWriter::new(tempfile::tempfile()?),
-            rows: 0,
-        })
-    }
-
-    pub fn push(&mut self, fields: &Map<String, Value>) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.file, fields)?;
-        self.file.write_all(b"\n")?;
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// How many rows were pushed, and the rows from the start, numbered
-    /// from 1. A row that cannot be read back ends them early, which
-    /// [`import`] refuses before it prunes anything.
-    pub fn into_rows(self) -> std::io::Result<(usize, impl Iterator<Item = Row> + Send)> {
-        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.seek(std::io::SeekFrom::Start(0))?;
-        let rows = std::io::BufReader::new(file)
-            .lines()
-            .enumerate()
-            .map_while(|(i, line)| {
-                let fields = serde_json::from_str(&line.ok()?).ok()?;
-                Some(Row {
-                    line: i + 1,
-                    fields,
-                })
-            });
-        Ok((self.rows, rows))
-    }
-}
-
-/// Rows applied per transaction: one set of statements and one commit
-/// per batch instead of per row.
-const BATCH: usize = 1_000;
-
-/// Files longer than this report their progress on stderr.
-const PROGRESS_ABOVE: usize = 10_000;
-
-/// Applies `rows` as of now, a batch at a time through the batch form of
-/// the apply path; with `prune`, deletes live records missing from them.
-/// With `dry_run`, only counts.
-pub async fn import(
-    db: &PgPool,
-    roles: &RoleMap,
-    rules: &EventRules,
-    rows: impl IntoIterator<Item = Row>,
-    total: usize,
-    prune: bool,
-    dry_run: bool,
-) -> Result<Report, sqlx::Error> {
-    let now = chrono::Utc::now();
-    let stamp = now.timestamp_micros();
-    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let mut report = Report::default();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let progress = Progress::new(total);
-    let mut rows = rows.into_iter().peekable();
-    let mut done = 0;
-    while rows.peek().is_some() {
-        let chunk: Vec<Row> = rows.by_ref().take(BATCH).collect();
-        done += chunk.len();
-        let mut parsed_rows = Vec::with_capacity(chunk.len());
-        for row in chunk {
-            let id = row
-                .fields
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let user = Value::Object(row.fields);
-            let event = json!({
-                "eventId": format!("import:{stamp}:{}", id.as_deref().unwrap_or("")),
-                "eventType": "user.updated",
-                "occurredAt": at,
-                "user": user,
-            });
-            let parsed = match ParsedBody::parse(event, rules) {
-                Ok(parsed) => parsed,
-                Err(BodyError::Malformed(_)) => unreachable!("a Value is JSON"),
-                Err(BodyError::Invalid(errors)) => {
-                    let reason = errors
-                        .iter()
-                        .map(|e| format!("{} {}", e.field, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    report.rejected.push(Rejected {
-                        line: row.line,
-                        id: id.clone(),
-                        reason,
-                    });
-                    if let Some(id) = id {
-                        seen.entry(id).or_insert(row.line);
-                    }
-                    continue;
-                }
-            };
-            let id = parsed.event.user_id.to_string();
-            if let Some(first) = seen.get(&id) {
-                report.rejected.push(Rejected {
-                    line: row.line,
-                    id: Some(id),
-                    reason: format!("duplicate id, first on line {first}"),
-                });
-                continue;
-            }
-            seen.insert(id, row.line);
-            parsed_rows.push(parsed);
-        }
-        let ids: Vec<String> = parsed_rows
-            .iter()
-            .map(|p| p.event.user_id.to_string())
-            .collect();
-        let current = store::read_rows(&mut *db.acquire().await?, &ids).await?;
-        let mut to_apply = Vec::with_capacity(parsed_rows.len());
-        for parsed in parsed_rows {
-            let row = current.get(parsed.event.user_id.as_str());
-            match store::compare(row, &parsed.event, roles) {
-                store::Comparison::New => report.created += 1,
-                store::Comparison::Same => {
-                    report.unchanged += 1;
-                    continue;
-                }
-                store::Comparison::Different => report.updated += 1,
-            }
-            to_apply.push(parsed);
-        }
-        if !dry_run {
-            apply(db, &to_apply, roles).await?;
-        }
-        progress.report(done);
-    }
-    if done != total {
-        // The input changed between counting and applying: pruning by a
-        // shorter list would delete people who are still there.
-        return Err(sqlx::Error::Protocol(format!(
-            "the input changed while it was read ({done} rows, not {total}); nothing was pruned"
-        )));
-    }
-    if prune {
-        let live = store::live_ids(&mut *db.acquire().await?).await?;
-        let mut deletes = Vec::new();
-        for id in live.into_iter().filter(|id| !seen.contains_key(id)) {
-            report.deleted += 1;
-            let event = json!({
-                "eventId": format!("import:{stamp}:{id}:deleted"),
-                "eventType": "user.deleted",
-                "occurredAt": at,
-                "user": {"id": id},
-            });
-            deletes.push(ParsedBody::parse(event, rules).map_err(|_| {
-                sqlx::Error::Decode(format!("stored record id {id} is not a valid id").into())
-            })?);
-        }
-        if !dry_run {
-            for chunk in deletes.chunks(BATCH) {
-                apply(db, chunk, roles).await?;
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// One batch through the apply path; a row the database refused is stored
-/// as a failed event and stops the import.
-async fn apply(db: &PgPool, bodies: &[ParsedBody], roles: &RoleMap) -> Result<(), sqlx::Error> {
-    if bodies.is_empty() {
-        return Ok(());
-    }
-    let outcomes = ingest_batch(db, bodies, Source::Import, roles)
-        .await
-        .map_err(|e| match e {
-            super::ApplyError::Db(e) => e,
-            // Import event ids carry a fresh timestamp: never reused.
-            super::ApplyError::Conflict => sqlx::Error::Protocol("import event id reused".into()),
-        })?;
-    for (body, outcome) in bodies.iter().zip(outcomes) {
-        if outcome == super::Outcome::Failed {
-            return Err(sqlx::Error::Protocol(format!(
-                "the database refused record {}; event {} is stored as failed, replay it once the cause is fixed",
-                body.event.user_id, body.event.key.event_id
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Rows per second and the time left, on stderr, for long imports.
-struct Progress {
-    total: usize,
-    started: std::time::Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Self {
-            total,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    fn report(&self, done: usize) {
-        let done = done.min(self.total);
-        if self.total <= PROGRESS_ABOVE || (!done.is_multiple_of(10 * BATCH) && done != self.total)
-        {
-            return;
-        }
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = done as f64 / secs;
-        let left = (self.total - done) as f64 / rate.max(1.0);
-        eprintln!(
-            "  {done}/{} rows, {rate:.0} rows/s, about {left:.0} s left",
-            self.total
-        );
     }
 }
 
@@ -715,21 +436,5 @@ mod tests {
             ),
             "x at line 12 column 3, while y at line 11 column 1 (line 7)"
         );
-    }
-
-    #[test]
-    fn a_spool_gives_back_what_it_was_given() {
-        let mut spool = Spool::new().unwrap();
-        let people = [
-            serde_json::json!({"id": "recA", "groups": ["a\nb"]}),
-            serde_json::json!({"id": "recB", "name": "B \u{2028}"}),
-        ];
-        for p in &people {
-            spool.push(p.as_object().unwrap()).unwrap();
-        }
-        let (n, rows) = spool.into_rows().unwrap();
-        let rows: Vec<(usize, Value)> = rows.map(|r| (r.line, Value::Object(r.fields))).collect();
-        assert_eq!(n, 2);
-        assert_eq!(rows, [(1, people[0].clone()), (2, people[1].clone())]);
     }
 }
