@@ -28,6 +28,7 @@ pub mod retention;
 pub mod roles;
 pub mod roster;
 pub mod signature;
+pub mod single_flight;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -8,9 +8,7 @@ use crate::event::Email;
 use crate::overload::{Busy, Gate};
 use crate::provision::provider::AuthProvider;
 use crate::provision::provision_person;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::OnceCell;
+use crate::single_flight::SingleFlight;
 
 /// How a shared run ended, for every caller that waited on it.
 #[derive(Debug, Clone)]
@@ -21,18 +19,16 @@ pub enum Refused {
     Failed(String),
 }
 
-type Run = Arc<OnceCell<Result<(), Refused>>>;
-
 pub struct FirstLogins {
     gate: Gate,
-    in_flight: Mutex<HashMap<Email, Run>>,
+    in_flight: SingleFlight<Email, Result<(), Refused>>,
 }
 
 impl FirstLogins {
     pub fn new(gate: Gate) -> Self {
         Self {
             gate,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: SingleFlight::default(),
         }
     }
 
@@ -43,15 +39,8 @@ impl FirstLogins {
         provider: &dyn AuthProvider,
         email: &Email,
     ) -> Result<(), Refused> {
-        let run = self
-            .in_flight
-            .lock()
-            .expect("never poisoned")
-            .entry(email.clone())
-            .or_default()
-            .clone();
-        let result = run
-            .get_or_init(|| async {
+        self.in_flight
+            .run(email, || async {
                 let _pass = self.gate.enter().await.map_err(Refused::Busy)?;
                 provision_person(runs, provider, email)
                     .await
@@ -59,13 +48,5 @@ impl FirstLogins {
                     .map_err(|e| Refused::Failed(e.to_string()))
             })
             .await
-            .clone();
-        // The first caller to finish clears the entry; a later lookup
-        // starts a run of its own (and reads what this one wrote).
-        let mut in_flight = self.in_flight.lock().expect("never poisoned");
-        if in_flight.get(email).is_some_and(|r| Arc::ptr_eq(r, &run)) {
-            in_flight.remove(email);
-        }
-        result
     }
 }

@@ -7,14 +7,12 @@ use crate::directory::{AirtableDirectory, Budget, DirectoryError, DirectoryRecor
 use crate::event::{Email, EventRules, EventType, ParsedBody, RecordId};
 use crate::roles::RoleMap;
 use crate::roster::{ingest, ApplyError, Outcome, Source};
+use crate::single_flight::SingleFlight;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
-
-type Fetch = Arc<OnceCell<Result<Option<DirectoryRecord>, DirectoryError>>>;
 
 pub struct ReadThrough {
     directory: Arc<AirtableDirectory>,
@@ -25,7 +23,7 @@ pub struct ReadThrough {
     /// that is told to come back (`DirectoryError::Busy`).
     queue_wait: Duration,
     misses: Mutex<HashMap<Key, Instant>>,
-    in_flight: Mutex<HashMap<Key, Fetch>>,
+    in_flight: SingleFlight<Key, Result<Option<DirectoryRecord>, DirectoryError>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +47,7 @@ impl ReadThrough {
             timeout,
             queue_wait,
             misses: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: SingleFlight::default(),
         }
     }
 
@@ -89,13 +87,6 @@ impl ReadThrough {
         if self.remembered_miss(key) {
             return Ok(None);
         }
-        let cell = self
-            .in_flight
-            .lock()
-            .expect("never poisoned")
-            .entry(key.clone())
-            .or_default()
-            .clone();
         let now = Instant::now();
         let budget = Budget {
             deadline: now + self.timeout,
@@ -104,8 +95,8 @@ impl ReadThrough {
             // a second's worth of them.
             queue_until: now + self.queue_wait.max(Duration::from_secs(1)),
         };
-        let result = cell
-            .get_or_init(|| async {
+        self.in_flight
+            .run(key, || async {
                 let r = match key {
                     Key::Email(e) => self.directory.find_by_email(e.as_str(), budget).await,
                     Key::Id(id) => self.directory.get(id.as_str(), budget).await,
@@ -119,14 +110,6 @@ impl ReadThrough {
                 r
             })
             .await
-            .clone();
-        // The first caller to finish clears the entry; later callers start
-        // afresh (and find a remembered miss, or the roster row).
-        let mut in_flight = self.in_flight.lock().expect("never poisoned");
-        if in_flight.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            in_flight.remove(key);
-        }
-        result
     }
 
     /// Fetches `key` from the directory and applies it to the roster.
