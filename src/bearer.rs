@@ -80,13 +80,9 @@ impl BearerTokens {
         Ok(Self { entries })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The name of the configured token the `Authorization: Bearer …`
     /// header carries. Every token is compared, with no early exit.
-    pub fn identify(&self, headers: &HeaderMap) -> Option<&str> {
+    pub(crate) fn identify(&self, headers: &HeaderMap) -> Option<&str> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -97,7 +93,7 @@ impl BearerTokens {
     /// The name of the configured token `token` is, however it arrived
     /// (a bearer header, the console's sign-in form). Every token is
     /// compared, with no early exit.
-    pub fn identify_token(&self, token: &str) -> Option<&str> {
+    pub(crate) fn identify_token(&self, token: &str) -> Option<&str> {
         let presented = digest(token.trim());
         let mut found = None;
         for (name, d) in &self.entries {
@@ -108,7 +104,7 @@ impl BearerTokens {
     }
 
     /// True when the header carries a configured token.
-    pub fn admits(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
         self.identify(headers).is_some()
     }
 }
@@ -185,6 +181,6 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(parse("").unwrap().is_empty());
+        assert!(parse("").unwrap().entries.is_empty());
     }
 }

@@ -29,7 +29,7 @@ use sqlx::{PgConnection, PgPool};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+pub(crate) async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .acquire_timeout(cfg.acquire_timeout)
@@ -43,7 +43,10 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 /// Tier 2 for the HTTP side: the login lookup's inline provisioning (at
 /// most `runs` at once, see [`crate::overload::Gate`]), plus two for an
 /// operator's "provision now" and a full reconcile.
-pub fn connect_provisioning(cfg: &DatabaseConfig, runs: usize) -> Result<RunPool, sqlx::Error> {
+pub(crate) fn connect_provisioning(
+    cfg: &DatabaseConfig,
+    runs: usize,
+) -> Result<RunPool, sqlx::Error> {
     Ok(RunPool(
         PgPoolOptions::new()
             .max_connections(runs as u32 + 2)
@@ -65,7 +68,7 @@ impl RunPool {
         Self(pool)
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.0
     }
 }
@@ -74,7 +77,7 @@ impl RunPool {
 /// results) do not wait for the disk: losing the last few of them in a
 /// crash only means a job runs again, and provisioning is idempotent. The
 /// flush per job was otherwise the worker's bottleneck.
-pub async fn connect_worker(
+pub(crate) async fn connect_worker(
     cfg: &DatabaseConfig,
     concurrency: usize,
 ) -> Result<PgPool, sqlx::Error> {
@@ -89,7 +92,7 @@ pub async fn connect_worker(
 
 /// Tier 3: the local provider's `auth_accounts`. Each checkout is one
 /// short statement, so a quarter of the main pool serves every run.
-pub fn connect_accounts(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+pub(crate) fn connect_accounts(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections((cfg.max_connections / 4).max(2))
         .acquire_timeout(cfg.acquire_timeout)
@@ -118,7 +121,7 @@ pub async fn planned_per_call(
 
 /// True for errors that mean "the database is not answering right now"
 /// (503 + Retry-After) rather than a fault in our SQL.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -135,7 +138,7 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 }
 
 /// Every migration this binary knows is applied successfully.
-pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+pub(crate) async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let applied: Vec<i64> =
         sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
             .fetch_all(pool)

@@ -5,7 +5,7 @@
 /// Descriptors kept for what is not a client connection, on top of the
 /// database pools: the listener, the runtime's own, log output, and the
 /// connections to the auth provider and Airtable.
-pub const HEADROOM: u64 = 256;
+pub(crate) const HEADROOM: u64 = 256;
 
 /// Raises this process's soft open-file limit to its hard limit (many
 /// systems start services at a soft 1,024 under a far higher hard limit)
@@ -35,7 +35,7 @@ pub fn raise_limit() -> Option<u64> {
 /// configured, the default lowered to what fits) within `available`
 /// descriptors. An explicit cap that does not fit is an error naming
 /// `HTTP_MAX_CONNECTIONS`.
-pub fn fit(
+pub(crate) fn fit(
     requested: Option<usize>,
     default: usize,
     available: Option<u64>,

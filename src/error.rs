@@ -52,7 +52,7 @@ const RETRY_AFTER_SECS: &str = "5";
 
 impl ApiError {
     /// Sorts a database error into "try again later" (503) and "our bug" (500).
-    pub fn from_db(e: sqlx::Error) -> Self {
+    pub(crate) fn from_db(e: sqlx::Error) -> Self {
         if crate::db::is_unavailable(&e) {
             Self::Unavailable(e)
         } else {

@@ -11,7 +11,7 @@ use std::fmt;
 
 /// Parses `raw` as one JSON value, refusing duplicate keys. The error is
 /// serde_json's message, with its line and column.
-pub fn from_slice(raw: &[u8]) -> Result<Value, serde_json::Error> {
+pub(crate) fn from_slice(raw: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<Strict>(raw).map(|s| s.0)
 }
 

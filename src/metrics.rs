@@ -24,20 +24,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const EVENTS: &str = "rosterd_events_total";
-pub const SIGNATURE_FAILURES: &str = "rosterd_signature_failures_total";
-pub const HTTP_DURATION: &str = "rosterd_http_request_duration_seconds";
-pub const LOOKUPS: &str = "rosterd_lookups_total";
-pub const PROVIDER_CALLS: &str = "rosterd_provider_calls_total";
-pub const PROVIDER_DURATION: &str = "rosterd_provider_call_duration_seconds";
-pub const PROVISIONS: &str = "rosterd_provisions_total";
-pub const JOBS_FINISHED: &str = "rosterd_jobs_finished_total";
-pub const DIRECTORY_CALLS: &str = "rosterd_directory_calls_total";
-pub const DIRECTORY_DURATION: &str = "rosterd_directory_call_duration_seconds";
-pub const DIRECTORY_RATE_LIMITED: &str = "rosterd_directory_rate_limited_total";
+pub(crate) const EVENTS: &str = "rosterd_events_total";
+pub(crate) const SIGNATURE_FAILURES: &str = "rosterd_signature_failures_total";
+pub(crate) const HTTP_DURATION: &str = "rosterd_http_request_duration_seconds";
+pub(crate) const LOOKUPS: &str = "rosterd_lookups_total";
+pub(crate) const PROVIDER_CALLS: &str = "rosterd_provider_calls_total";
+pub(crate) const PROVIDER_DURATION: &str = "rosterd_provider_call_duration_seconds";
+pub(crate) const PROVISIONS: &str = "rosterd_provisions_total";
+pub(crate) const JOBS_FINISHED: &str = "rosterd_jobs_finished_total";
+pub(crate) const DIRECTORY_CALLS: &str = "rosterd_directory_calls_total";
+pub(crate) const DIRECTORY_DURATION: &str = "rosterd_directory_call_duration_seconds";
+pub(crate) const DIRECTORY_RATE_LIMITED: &str = "rosterd_directory_rate_limited_total";
 
 /// The Prometheus text format version scrapers expect.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// From a fast roster hit (sub-millisecond) to a provider or directory call
 /// waiting out its timeout (10 s).
@@ -58,7 +58,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// Installs the process-wide recorder; later calls do nothing. Until it
 /// runs, every count below is a no-op (as in the CLI commands, which have
 /// no endpoint to show counts on).
-pub fn install() {
+pub(crate) fn install() {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
@@ -145,45 +145,45 @@ fn describe() {
 }
 
 /// One event through the apply path.
-pub fn event(source: Source, event_type: &'static str, outcome: &'static str) {
+pub(crate) fn event(source: Source, event_type: &'static str, outcome: &'static str) {
     counter!(EVENTS, "type" => event_type, "outcome" => outcome, "source" => source.as_str())
         .increment(1);
 }
 
-pub fn signature_failure() {
+pub(crate) fn signature_failure() {
     counter!(SIGNATURE_FAILURES).increment(1);
 }
 
-pub fn lookup(outcome: &'static str) {
+pub(crate) fn lookup(outcome: &'static str) {
     counter!(LOOKUPS, "outcome" => outcome).increment(1);
 }
 
-pub fn provider_call(action: &'static str, result: &'static str, took: Duration) {
+pub(crate) fn provider_call(action: &'static str, result: &'static str, took: Duration) {
     counter!(PROVIDER_CALLS, "action" => action, "result" => result).increment(1);
     histogram!(PROVIDER_DURATION, "action" => action).record(took.as_secs_f64());
 }
 
 /// One person provisioned; `None` when it failed.
-pub fn provisioned(action: Option<Action>) {
+pub(crate) fn provisioned(action: Option<Action>) {
     counter!(PROVISIONS, "action" => action.map_or("failed", Action::as_str)).increment(1);
 }
 
-pub fn job_finished(result: &'static str) {
+pub(crate) fn job_finished(result: &'static str) {
     counter!(JOBS_FINISHED, "result" => result).increment(1);
 }
 
-pub fn directory_call(operation: &'static str, result: &'static str, took: Duration) {
+pub(crate) fn directory_call(operation: &'static str, result: &'static str, took: Duration) {
     counter!(DIRECTORY_CALLS, "operation" => operation, "result" => result).increment(1);
     histogram!(DIRECTORY_DURATION, "operation" => operation).record(took.as_secs_f64());
 }
 
-pub fn directory_rate_limited() {
+pub(crate) fn directory_rate_limited() {
     counter!(DIRECTORY_RATE_LIMITED).increment(1);
 }
 
 /// Middleware: times every request by its route template, so the series
 /// stay bounded whatever paths clients try.
-pub async fn track_requests(req: Request, next: Next) -> Response {
+pub(crate) async fn track_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -214,7 +214,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The scrape: the process's counters, then the database's gauges.
-pub async fn render(db: &PgPool, gauges: &Gauges) -> String {
+pub(crate) async fn render(db: &PgPool, gauges: &Gauges) -> String {
     let mut out = HANDLE
         .get()
         .and_then(Option::as_ref)
@@ -286,20 +286,20 @@ impl Gauges {
 
 /// What the database says at scrape time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Jobs by state, every state.
-    pub jobs: [(JobState, i64); JobState::ALL.len()],
+    pub(crate) jobs: [(JobState, i64); JobState::ALL.len()],
     /// Jobs a worker may claim now: pending and due, or running with a
     /// lapsed lease (the same rule as the claim).
-    pub queue_depth: i64,
+    pub(crate) queue_depth: i64,
     /// How long the longest-waiting of those has been claimable.
-    pub queue_oldest_secs: f64,
+    pub(crate) queue_oldest_secs: f64,
     /// Roster rows by status, every status.
-    pub roster: [(RowStatus, i64); RowStatus::ALL.len()],
+    pub(crate) roster: [(RowStatus, i64); RowStatus::ALL.len()],
     /// Emails held by more than one live row.
-    pub conflicts: i64,
+    pub(crate) conflicts: i64,
     /// How long ago these were read.
-    pub age_secs: f64,
+    pub(crate) age_secs: f64,
 }
 
 impl Snapshot {
@@ -310,7 +310,7 @@ impl Snapshot {
 
     /// One statement: scalar counts that use the state and due indexes,
     /// and one pass over the roster.
-    pub async fn read(db: &PgPool) -> Result<Self, sqlx::Error> {
+    pub(crate) async fn read(db: &PgPool) -> Result<Self, sqlx::Error> {
         let r = sqlx::query!(
             r#"select
                    (select count(*) from provisioning_jobs where state = 'pending') as "pending!",
@@ -365,7 +365,7 @@ impl Snapshot {
 
 /// The database's gauges in the text format; without a snapshot only
 /// `rosterd_database_up 0`, so a dashboard shows a gap, not stale numbers.
-pub fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
+pub(crate) fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
     family(
         out,
         "rosterd_database_up",

@@ -122,7 +122,7 @@ impl Wakeup {
     }
 
     /// Non-blocking; many pokes before the next NOTIFY make one.
-    pub fn poke(&self) {
+    pub(crate) fn poke(&self) {
         self.poke.notify_one();
     }
 }
@@ -130,12 +130,12 @@ impl Wakeup {
 /// A job a worker holds the lease of.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: i64,
+    pub(crate) id: i64,
     pub job: Job,
     /// This attempt's number, from 1.
-    pub attempt: i32,
-    pub token: Uuid,
-    pub started_at: DateTime<Utc>,
+    pub(crate) attempt: i32,
+    pub(crate) token: Uuid,
+    pub(crate) started_at: DateTime<Utc>,
 }
 
 /// Claims up to `limit` due jobs for `lease`. Jobs whose lease ran out
@@ -353,16 +353,6 @@ pub(crate) fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
         Some(ra) => jittered.max(ra.min(Duration::from_secs(CAP as u64))),
         None => jittered,
     }
-}
-
-/// Jobs by state, for operators and metrics.
-pub async fn counts(db: &PgPool) -> Result<Vec<(JobState, i64)>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"select state as "state!: JobState", count(*) as "n!" from provisioning_jobs group by state order by state"#
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
 }
 
 #[cfg(test)]

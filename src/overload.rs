@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("busy; retry in {retry_after:?}")]
 pub struct Busy {
-    pub retry_after: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 /// At most `capacity` holders at once; others wait in arrival order (tokio's
@@ -29,7 +29,7 @@ pub struct Gate {
 }
 
 /// Held while the work runs; dropping it lets the next one in.
-pub type Pass = OwnedSemaphorePermit;
+pub(crate) type Pass = OwnedSemaphorePermit;
 
 impl Gate {
     pub fn new(capacity: usize, max_wait: Duration) -> Self {
@@ -40,7 +40,7 @@ impl Gate {
     }
 
     /// A pass, or [`Busy`] after at most `max_wait`.
-    pub async fn enter(&self) -> Result<Pass, Busy> {
+    pub(crate) async fn enter(&self) -> Result<Pass, Busy> {
         let busy = Busy {
             // Work behind this gate takes milliseconds: one second is ample
             // for the line to move, and the least a Retry-After can say.

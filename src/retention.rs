@@ -10,10 +10,10 @@ use sqlx::PgPool;
 
 /// How old something must be to be pruned: `90d`, `36h`, `30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention(chrono::Duration);
+pub(crate) struct Retention(chrono::Duration);
 
 impl Retention {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (n, unit) = s.split_at(split);
@@ -31,27 +31,27 @@ impl Retention {
         Ok(Self(d))
     }
 
-    pub fn cutoff(self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn cutoff(self, now: DateTime<Utc>) -> DateTime<Utc> {
         now - self.0
     }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PruneReport {
+pub(crate) struct PruneReport {
     /// Stored events whose payload was (or would be) dropped.
-    pub payloads: u64,
+    pub(crate) payloads: u64,
     /// Finished jobs deleted with their attempts.
-    pub jobs: u64,
-    pub cutoff: DateTime<Utc>,
-    pub dry_run: bool,
+    pub(crate) jobs: u64,
+    pub(crate) cutoff: DateTime<Utc>,
+    pub(crate) dry_run: bool,
 }
 
 /// Rows changed per statement: short transactions, so ingest and the
 /// worker never wait long behind a prune.
 const BATCH: i64 = 5_000;
 
-pub async fn prune(
+pub(crate) async fn prune(
     db: &PgPool,
     retention: Retention,
     dry_run: bool,
@@ -130,7 +130,7 @@ where
 }
 
 impl PruneReport {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let verb = if self.dry_run {
             "would prune"
         } else {

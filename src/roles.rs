@@ -39,7 +39,7 @@ impl RoleMap {
     }
 
     /// Defaults ∪ mapped groups, deduplicated and sorted.
-    pub fn roles_for(&self, groups: &[String]) -> Vec<String> {
+    pub(crate) fn roles_for(&self, groups: &[String]) -> Vec<String> {
         let mut roles = self.defaults.clone();
         for g in groups {
             if let Some(mapped) = self.by_group.get(&g.to_lowercase()) {

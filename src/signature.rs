@@ -11,7 +11,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub const MIN_KEY_BYTES: usize = 16;
+pub(crate) const MIN_KEY_BYTES: usize = 16;
 const WHSEC_PREFIX: &str = "whsec_";
 
 /// One signing key. Its bytes never reach `Debug`, logs or errors.
@@ -58,7 +58,7 @@ impl Key {
     }
 
     /// `webhook-signature` value for Standard Webhooks: `v1,<base64>`.
-    pub fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         format!(
             "v1,{}",
             B64.encode(self.standard_mac(msg_id, timestamp, body))
@@ -85,7 +85,7 @@ pub struct Verifier {
 
 /// Deliberately carries no detail: the client is told only "invalid_signature".
 #[derive(Debug, PartialEq, Eq)]
-pub struct Rejected;
+pub(crate) struct Rejected;
 
 impl Verifier {
     pub fn new(keys: Vec<Key>, tolerance_secs: u64) -> Self {
@@ -97,7 +97,12 @@ impl Verifier {
 
     /// Admits the request when any configured key signed it under either
     /// scheme. Standard Webhooks headers take precedence when present.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<(), Rejected> {
+    pub(crate) fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), Rejected> {
         if headers.contains_key("webhook-signature") {
             self.verify_standard(headers, body, now_unix)
         } else if let Some(sig) = headers.get("x-signature") {

@@ -8,7 +8,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
-pub struct SingleFlight<K, V> {
+pub(crate) struct SingleFlight<K, V> {
     in_flight: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
 }
 
@@ -23,7 +23,7 @@ impl<K, V> Default for SingleFlight<K, V> {
 impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
     /// `work`'s result, or that of the run for `key` already under way.
     /// Should the first caller go away, a waiting one takes the work over.
-    pub async fn run<F, Fut>(&self, key: &K, work: F) -> V
+    pub(crate) async fn run<F, Fut>(&self, key: &K, work: F) -> V
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How a command failed: bad usage or configuration (exit 2), or at run
 /// time (exit 1).
-pub enum Failure {
+pub(crate) enum Failure {
     Config(String),
     Runtime(anyhow::Error),
 }
@@ -48,7 +48,7 @@ fn unreachable_db(e: sqlx::Error) -> Failure {
 
 /// The main pool, with every migration applied: where each command that
 /// touches the database starts.
-pub async fn database(cfg: &DatabaseConfig) -> Result<PgPool, Failure> {
+pub(crate) async fn database(cfg: &DatabaseConfig) -> Result<PgPool, Failure> {
     let pool = db::connect(cfg).await.map_err(unreachable_db)?;
     db::MIGRATOR
         .run(&pool)
@@ -59,7 +59,7 @@ pub async fn database(cfg: &DatabaseConfig) -> Result<PgPool, Failure> {
 
 /// The auth provider, counted in `/metrics`. The local one gets a pool of
 /// its own (tier 3 in [`crate::db`]), connected on first use.
-pub fn provider(
+pub(crate) fn provider(
     cfg: &ProviderConfig,
     db: &DatabaseConfig,
 ) -> Result<Arc<dyn AuthProvider>, Failure> {
@@ -76,7 +76,7 @@ pub fn provider(
 }
 
 /// A provisioning worker on a pool of its own (tier 2 in [`crate::db`]).
-pub async fn worker(
+pub(crate) async fn worker(
     db: &DatabaseConfig,
     provider: Arc<dyn AuthProvider>,
     cfg: WorkerConfig,
@@ -87,7 +87,7 @@ pub async fn worker(
     Ok(Worker::new(pool, provider, cfg))
 }
 
-pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = args.resolve()?;
     let limits = http_limits(&args, &config)?;
     // Before the worker starts, so that its first jobs are counted too.
@@ -198,7 +198,7 @@ async fn check_rls(pool: &sqlx::PgPool) -> Result<(), Failure> {
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight work finish.
-pub async fn stop_on_signal(token: CancellationToken) {
+pub(crate) async fn stop_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

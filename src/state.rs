@@ -23,9 +23,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?} (known: {known})")]
 pub struct Unknown {
-    pub what: &'static str,
-    pub value: String,
-    pub known: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) value: String,
+    pub(crate) known: &'static str,
 }
 
 /// An enum stored as `text`: `as_str`/`FromStr` are the one spelling;
@@ -33,7 +33,7 @@ pub struct Unknown {
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident ($what:literal) {
+        pub(crate) enum $name:ident ($what:literal) {
             $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+
         }
     ) => {
@@ -45,12 +45,14 @@ macro_rules! text_enum {
 
         impl $name {
             /// Every value, in the order the schema lists them.
-            pub const ALL: [Self; [$($word),+].len()] = [$(Self::$variant),+];
+            // Not every enum lists its values outside the tests yet.
+            #[allow(dead_code)]
+            pub(crate) const ALL: [Self; [$($word),+].len()] = [$(Self::$variant),+];
 
             /// The values as an error message lists them.
-            pub const NAMES: &'static str = concat_names!($($word),+);
+            pub(crate) const NAMES: &'static str = concat_names!($($word),+);
 
-            pub const fn as_str(self) -> &'static str {
+            pub(crate) const fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $word,)+
                 }
@@ -132,7 +134,7 @@ text_enum! {
     /// predicate it can read in the query, never against a bound
     /// parameter, and an `on conflict ... where` must name its index's
     /// predicate.
-    pub enum JobState ("job state") {
+    pub(crate) enum JobState ("job state") {
         /// Waiting for `run_at`.
         Pending = "pending",
         /// Claimed by a worker until `lease_until`.
@@ -146,7 +148,7 @@ text_enum! {
 text_enum! {
     /// What provisioning did for one person (`provisioning_jobs.last_action`,
     /// `provisioning_attempts.action`), counted by name.
-    pub enum Action ("provisioning action") {
+    pub(crate) enum Action ("provisioning action") {
         Created = "created",
         Restored = "restored",
         Decommissioned = "decommissioned",
@@ -157,7 +159,7 @@ text_enum! {
 
 text_enum! {
     /// `roster.status`, generated from the two registers.
-    pub enum RowStatus ("roster status") {
+    pub(crate) enum RowStatus ("roster status") {
         Active = "active",
         Disabled = "disabled",
         Deleted = "deleted",
@@ -166,7 +168,7 @@ text_enum! {
 
 text_enum! {
     /// `inbound_events.source`: which way an event came in.
-    pub enum Source ("event source") {
+    pub(crate) enum Source ("event source") {
         Webhook = "webhook",
         Replay = "replay",
         Readthrough = "readthrough",
@@ -178,7 +180,7 @@ text_enum! {
     /// `inbound_events.outcome` and `event_replays.outcome`: what applying
     /// a stored event came to. A duplicate delivery is an answer, never
     /// stored, so it is not one of these (see `roster::Outcome`).
-    pub enum EventOutcome ("event outcome") {
+    pub(crate) enum EventOutcome ("event outcome") {
         Applied = "applied",
         Stale = "stale",
         /// The database refused the change; an operator may replay it.

@@ -11,12 +11,12 @@ use tower_http::trace::TraceLayer;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt()
@@ -47,7 +47,7 @@ fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracin
 /// back, and a span per request carrying the id and the matched route —
 /// never headers or bodies, which hold signatures and tokens. Installs the
 /// metrics recorder, so that every app built has a working `/metrics`.
-pub fn layer(app: Router) -> Router {
+pub(crate) fn layer(app: Router) -> Router {
     crate::metrics::install();
     // Outermost first: the id is set before the span that carries it.
     app.layer(

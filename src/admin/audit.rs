@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 
 /// Records one operator action. Pass the change's own transaction where
 /// there is one, so the row and the change commit together.
-pub async fn record(
+pub(crate) async fn record(
     conn: &mut PgConnection,
     actor: &str,
     action: &str,
@@ -29,17 +29,17 @@ pub async fn record(
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub details: Value,
+pub(crate) struct Entry {
+    pub(crate) id: i64,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) target: Option<String>,
+    pub(crate) details: Value,
 }
 
 /// Newest first.
-pub async fn list(
+pub(crate) async fn list(
     db: &PgPool,
     limit: Option<&str>,
     cursor: Option<&str>,

@@ -14,24 +14,24 @@ use std::collections::HashMap;
 /// Which stored events a list or bulk replay covers, as the caller wrote it.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RawFilter {
-    pub status: Option<String>,
-    pub event_type: Option<String>,
-    pub user_id: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
+pub(crate) struct RawFilter {
+    pub(crate) status: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
 }
 
 /// A checked filter. `since`/`until` bound when rosterd received the event
 /// (`since` inclusive, `until` exclusive); a `since` not before `until` is
 /// an empty window, which matches nothing.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct EventFilter {
-    pub status: Option<EventOutcome>,
-    pub event_type: Option<EventType>,
-    pub user_id: Option<RecordId>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
+pub(crate) struct EventFilter {
+    pub(crate) status: Option<EventOutcome>,
+    pub(crate) event_type: Option<EventType>,
+    pub(crate) user_id: Option<RecordId>,
+    pub(crate) since: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
 }
 
 fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, AdminError> {
@@ -45,7 +45,7 @@ fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, AdminError> {
 }
 
 impl EventFilter {
-    pub fn parse(raw: &RawFilter) -> Result<Self, AdminError> {
+    pub(crate) fn parse(raw: &RawFilter) -> Result<Self, AdminError> {
         let bad = |m: String| AdminError::BadInput(m);
         let status = raw
             .status
@@ -84,12 +84,12 @@ impl EventFilter {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Self::default()
     }
 
     /// The filter as the audit log records it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "status": self.status,
             "eventType": self.event_type.map(|t| t.as_str()),
@@ -110,7 +110,10 @@ impl EventFilter {
 
 /// Rejects query parameters the call does not know, so a typo is an error
 /// rather than a silently wider answer.
-pub fn only_known(params: &HashMap<String, String>, known: &[&str]) -> Result<(), AdminError> {
+pub(crate) fn only_known(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), AdminError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(AdminError::BadInput(format!(
             "unknown parameter {k}; known: {}",
@@ -122,21 +125,21 @@ pub fn only_known(params: &HashMap<String, String>, known: &[&str]) -> Result<()
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
-pub struct EventSummary {
-    pub event_id: String,
-    pub event_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub user_id: String,
-    pub source: Source,
-    pub outcome: EventOutcome,
-    pub error: Option<String>,
-    pub attempts: i32,
-    pub received_at: DateTime<Utc>,
-    pub processed_at: Option<DateTime<Utc>>,
+pub(crate) struct EventSummary {
+    pub(crate) event_id: String,
+    pub(crate) event_type: String,
+    pub(crate) occurred_at: DateTime<Utc>,
+    pub(crate) user_id: String,
+    pub(crate) source: Source,
+    pub(crate) outcome: EventOutcome,
+    pub(crate) error: Option<String>,
+    pub(crate) attempts: i32,
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) processed_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /api/admin/events`: newest received first.
-pub async fn list(
+pub(crate) async fn list(
     db: &PgPool,
     params: &HashMap<String, String>,
 ) -> Result<Page<EventSummary>, AdminError> {
@@ -211,27 +214,27 @@ fn parse_event_cursor(raw: &str) -> Result<(DateTime<Utc>, String), AdminError> 
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplayEntry {
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub outcome: EventOutcome,
-    pub error: Option<String>,
+pub(crate) struct ReplayEntry {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) actor: String,
+    pub(crate) outcome: EventOutcome,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EventDetail {
+pub(crate) struct EventDetail {
     #[serde(flatten)]
-    pub summary: EventSummary,
+    pub(crate) summary: EventSummary,
     /// JSON null once pruned.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// When `rosterd prune` dropped the payload.
-    pub pruned_at: Option<DateTime<Utc>>,
-    pub replays: Vec<ReplayEntry>,
+    pub(crate) pruned_at: Option<DateTime<Utc>>,
+    pub(crate) replays: Vec<ReplayEntry>,
 }
 
 /// `GET /api/admin/events/{eventId}`.
-pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminError> {
+pub(crate) async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminError> {
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let row = sqlx::query!(
         r#"select event_id, event_type, occurred_at, user_id, source as "source: Source",
@@ -271,7 +274,7 @@ pub async fn detail(db: &PgPool, event_id: &str) -> Result<EventDetail, AdminErr
 }
 
 /// A record's newest events, for the user view.
-pub async fn recent_for_user(
+pub(crate) async fn recent_for_user(
     db: &PgPool,
     user_id: &RecordId,
 ) -> Result<Vec<EventSummary>, sqlx::Error> {
@@ -289,7 +292,7 @@ pub async fn recent_for_user(
 
 /// The events a bulk replay covers, oldest occurrence first, at most
 /// `limit` of them, and how many match in all.
-pub async fn matching(
+pub(crate) async fn matching(
     db: &PgPool,
     filter: &EventFilter,
     limit: i64,

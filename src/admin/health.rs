@@ -16,7 +16,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const QUEUE_AGE_WARN_SECS: i64 = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Warn,
     Down,
@@ -25,7 +25,7 @@ pub enum Level {
 }
 
 impl Level {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Ok => "ok",
             Level::Warn => "warning",
@@ -36,16 +36,16 @@ impl Level {
 }
 
 #[derive(Debug, Clone)]
-pub struct Check {
-    pub name: &'static str,
-    pub level: Level,
-    pub detail: String,
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) level: Level,
+    pub(crate) detail: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Health {
-    pub checks: Vec<Check>,
-    pub queue: Option<QueueStats>,
+pub(crate) struct Health {
+    pub(crate) checks: Vec<Check>,
+    pub(crate) queue: Option<QueueStats>,
 }
 
 fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
@@ -56,7 +56,7 @@ fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
     }
 }
 
-pub async fn report(
+pub(crate) async fn report(
     db: &PgPool,
     provider: &dyn AuthProvider,
     directory: Option<&AirtableDirectory>,

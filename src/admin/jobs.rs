@@ -14,21 +14,24 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
-    pub id: i64,
-    pub email: String,
-    pub status: JobState,
-    pub attempts: i32,
-    pub run_at: DateTime<Utc>,
-    pub lease_until: Option<DateTime<Utc>>,
-    pub dirty: bool,
-    pub last_action: Option<Action>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub(crate) id: i64,
+    pub(crate) email: String,
+    pub(crate) status: JobState,
+    pub(crate) attempts: i32,
+    pub(crate) run_at: DateTime<Utc>,
+    pub(crate) lease_until: Option<DateTime<Utc>>,
+    pub(crate) dirty: bool,
+    pub(crate) last_action: Option<Action>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 /// `GET /api/admin/jobs?status=&limit=&cursor=`: newest first.
-pub async fn list(db: &PgPool, params: &HashMap<String, String>) -> Result<Page<Job>, AdminError> {
+pub(crate) async fn list(
+    db: &PgPool,
+    params: &HashMap<String, String>,
+) -> Result<Page<Job>, AdminError> {
     only_known(params, &["status", "limit", "cursor"])?;
     let status = params
         .get("status")
@@ -75,7 +78,7 @@ pub async fn for_email(db: &PgPool, email: &str) -> Result<Vec<Job>, sqlx::Error
 /// `POST /api/admin/jobs/{id}/retry`: a dead job goes back to pending, due
 /// now, with a fresh attempt count. Only dead jobs, and only when no other
 /// job for that person is queued (one active job per person).
-pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminError> {
+pub(crate) async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminError> {
     let id: i64 = raw_id
         .parse()
         .ok()
@@ -143,14 +146,14 @@ pub async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminE
 /// but not yet claimed (how far the workers are behind).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QueueStats {
+pub(crate) struct QueueStats {
     /// Every state, in queue order, with its count (zero included).
-    pub depth: Vec<(JobState, i64)>,
-    pub oldest_due: Option<DateTime<Utc>>,
+    pub(crate) depth: Vec<(JobState, i64)>,
+    pub(crate) oldest_due: Option<DateTime<Utc>>,
 }
 
 impl QueueStats {
-    pub fn count(&self, state: JobState) -> i64 {
+    pub(crate) fn count(&self, state: JobState) -> i64 {
         self.depth
             .iter()
             .find(|(s, _)| *s == state)
@@ -158,7 +161,7 @@ impl QueueStats {
     }
 }
 
-pub async fn stats(db: &PgPool) -> Result<QueueStats, sqlx::Error> {
+pub(crate) async fn stats(db: &PgPool) -> Result<QueueStats, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select state as "state!: JobState", count(*) as "count!" from provisioning_jobs group by state"#
     )

@@ -2,18 +2,18 @@
 //! replay, one person's whole state, the job queue, the audit log. The
 //! HTTP routes (`http::admin`) and the CLI both call these.
 
-pub mod audit;
-pub mod events;
-pub mod health;
+pub(crate) mod audit;
+pub(crate) mod events;
+pub(crate) mod health;
 pub mod jobs;
-pub mod page;
-pub mod provision;
-pub mod replay;
-pub mod users;
+pub(crate) mod page;
+pub(crate) mod provision;
+pub(crate) mod replay;
+pub(crate) mod users;
 
 /// Why an operator's call did nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// A filter, cursor, limit or body the caller must fix.
     #[error("{0}")]
     BadInput(String),

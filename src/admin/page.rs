@@ -7,22 +7,26 @@
 use serde::Serialize;
 
 /// Items per page when the caller does not say.
-pub const DEFAULT_LIMIT: i64 = 50;
+pub(crate) const DEFAULT_LIMIT: i64 = 50;
 /// The largest page a caller may ask for.
-pub const MAX_LIMIT: i64 = 500;
+pub(crate) const MAX_LIMIT: i64 = 500;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Page<T> {
-    pub items: Vec<T>,
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
     /// Pass back as `cursor` for the next page; `null` on the last one.
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
     /// Builds a page from `limit + 1` fetched rows: the extra row only says
     /// that another page exists; the cursor points after the last kept row.
-    pub fn from_rows(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+    pub(crate) fn from_rows(
+        mut rows: Vec<T>,
+        limit: i64,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Self {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = more.then(|| rows.last().map(cursor_of)).flatten();
@@ -34,7 +38,7 @@ impl<T> Page<T> {
 }
 
 /// `limit` from a query string: 1 to `max`, `default` when absent.
-pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, String> {
+pub(crate) fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, String> {
     match raw {
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {
@@ -46,14 +50,14 @@ pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, Str
 
 /// A listing's `limit` parameter: [`DEFAULT_LIMIT`] when absent, at most
 /// [`MAX_LIMIT`].
-pub fn listing_limit(raw: Option<&str>) -> Result<i64, super::AdminError> {
+pub(crate) fn listing_limit(raw: Option<&str>) -> Result<i64, super::AdminError> {
     parse_limit(raw, DEFAULT_LIMIT, MAX_LIMIT).map_err(super::AdminError::BadInput)
 }
 
-pub const BAD_CURSOR: &str = "cursor is not one this service issued";
+pub(crate) const BAD_CURSOR: &str = "cursor is not one this service issued";
 
 /// 1 to `max` ASCII digits, as a number (no sign, no spaces).
-pub fn parse_digits(s: &str, max: usize) -> Option<i64> {
+pub(crate) fn parse_digits(s: &str, max: usize) -> Option<i64> {
     (1..=max)
         .contains(&s.len())
         .then_some(())
@@ -63,7 +67,7 @@ pub fn parse_digits(s: &str, max: usize) -> Option<i64> {
 
 /// A cursor over rows ordered by a numeric id, newest first: the last id
 /// seen, 1 to 18 digits (`IdCursor`).
-pub fn parse_id_cursor(raw: Option<&str>) -> Result<Option<i64>, String> {
+pub(crate) fn parse_id_cursor(raw: Option<&str>) -> Result<Option<i64>, String> {
     raw.map(|c| parse_digits(c, 18).ok_or_else(|| BAD_CURSOR.to_owned()))
         .transpose()
 }

@@ -16,14 +16,14 @@ use sqlx::PgPool;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Provisioned {
-    pub user_id: String,
-    pub email: String,
-    pub action: Action,
+pub(crate) struct Provisioned {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+    pub(crate) action: Action,
 }
 
 /// `POST /api/admin/users/{id}/provision`: the record's person, now.
-pub async fn provision_one(
+pub(crate) async fn provision_one(
     db: &PgPool,
     runs: &RunPool,
     provider: &dyn AuthProvider,
@@ -67,7 +67,7 @@ const RECONCILE_LOCK: i64 = 0x726f_7374_6572_6401;
 /// `POST /api/admin/provision` and `rosterd provision`. A second reconcile
 /// while one runs is refused rather than doubling the provider traffic.
 /// The lock is transaction-scoped, so a caller that goes away releases it.
-pub async fn reconcile_all(
+pub(crate) async fn reconcile_all(
     db: &PgPool,
     runs: &RunPool,
     provider: &dyn AuthProvider,

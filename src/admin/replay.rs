@@ -14,7 +14,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 /// Replays one event now and audits it in the same transaction.
-pub async fn replay_one(
+pub(crate) async fn replay_one(
     db: &PgPool,
     roles: &RoleMap,
     rules: &EventRules,
@@ -50,25 +50,25 @@ fn count(r: &Reapplied) {
 }
 
 /// Events a bulk replay takes when the caller does not say.
-pub const DEFAULT_BULK_LIMIT: i64 = 1000;
-pub const MAX_BULK_LIMIT: i64 = 10_000;
+pub(crate) const DEFAULT_BULK_LIMIT: i64 = 1000;
+pub(crate) const MAX_BULK_LIMIT: i64 = 10_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcomes {
-    pub applied: u64,
-    pub stale: u64,
-    pub failed: u64,
+pub(crate) struct Outcomes {
+    pub(crate) applied: u64,
+    pub(crate) stale: u64,
+    pub(crate) failed: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BulkReport {
+pub(crate) struct BulkReport {
     /// Events matching the filter, whatever the limit.
-    pub matched: i64,
+    pub(crate) matched: i64,
     /// Events replayed (in a dry run: that would be replayed).
-    pub replayed: u64,
-    pub outcomes: Outcomes,
-    pub dry_run: bool,
+    pub(crate) replayed: u64,
+    pub(crate) outcomes: Outcomes,
+    pub(crate) dry_run: bool,
 }
 
 impl BulkReport {
@@ -82,7 +82,7 @@ impl BulkReport {
     }
 
     /// The block the CLI prints.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "  Replaying events{}\n\n  matched: {}\n  replayed: {}\n  applied: {}\n  stale: {}\n  failed: {}\n\n  Replay complete\n",
             if self.dry_run { " (dry run: nothing changed)" } else { "" },
@@ -100,7 +100,7 @@ impl BulkReport {
 /// long. A dry run replays them all in one transaction and rolls it back,
 /// so its counts are what a real run would give (later events see the
 /// earlier ones applied) and nothing changes.
-pub async fn replay_bulk(
+pub(crate) async fn replay_bulk(
     db: &PgPool,
     roles: &RoleMap,
     rules: &EventRules,

@@ -17,26 +17,26 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RosterRow {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub status: RowStatus,
-    pub groups: Vec<String>,
-    pub roles: Vec<String>,
-    pub profile_at: Option<DateTime<Utc>>,
-    pub profile_event_id: Option<String>,
-    pub deleted_at: Option<DateTime<Utc>>,
-    pub deleted_event_id: Option<String>,
-    pub auth_user_id: Option<Uuid>,
-    pub auth_linked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+pub(crate) struct RosterRow {
+    pub(crate) id: String,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) status: RowStatus,
+    pub(crate) groups: Vec<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) profile_at: Option<DateTime<Utc>>,
+    pub(crate) profile_event_id: Option<String>,
+    pub(crate) deleted_at: Option<DateTime<Utc>>,
+    pub(crate) deleted_event_id: Option<String>,
+    pub(crate) auth_user_id: Option<Uuid>,
+    pub(crate) auth_linked_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 /// Where a roster row's auth user stands at the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthUserState {
+pub(crate) enum AuthUserState {
     Active,
     Banned,
     /// Linked, but the provider no longer has the user.
@@ -47,7 +47,7 @@ pub enum AuthUserState {
 }
 
 impl AuthUserState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Banned => "banned",
@@ -67,22 +67,22 @@ impl Serialize for AuthUserState {
 /// The linked auth user as the provider reports it now.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthState {
-    pub state: AuthUserState,
-    pub user_id: Option<Uuid>,
-    pub email: Option<String>,
-    pub roles: Option<Vec<String>>,
+pub(crate) struct AuthState {
+    pub(crate) state: AuthUserState,
+    pub(crate) user_id: Option<Uuid>,
+    pub(crate) email: Option<String>,
+    pub(crate) roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct UserDetail {
-    pub user: RosterRow,
-    pub auth: AuthState,
-    pub jobs: Vec<Job>,
-    pub events: Vec<EventSummary>,
+pub(crate) struct UserDetail {
+    pub(crate) user: RosterRow,
+    pub(crate) auth: AuthState,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) events: Vec<EventSummary>,
 }
 
-pub async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {
+pub(crate) async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {
     sqlx::query_as!(
         RosterRow,
         r#"select id, email, name, status as "status!: RowStatus", groups, roles, profile_at,
@@ -96,12 +96,12 @@ pub async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminErro
     .ok_or(AdminError::NotFound)
 }
 
-pub fn parse_id(raw: &str) -> Result<RecordId, AdminError> {
+pub(crate) fn parse_id(raw: &str) -> Result<RecordId, AdminError> {
     RecordId::parse(raw).map_err(|m| AdminError::BadInput(format!("user id {m}")))
 }
 
 /// `GET /api/admin/users/{id}`.
-pub async fn detail(
+pub(crate) async fn detail(
     db: &PgPool,
     provider: &dyn AuthProvider,
     raw_id: &str,
@@ -159,13 +159,13 @@ pub async fn detail(
 /// One roster row in the people list.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PersonSummary {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub status: RowStatus,
-    pub auth_user_id: Option<Uuid>,
-    pub updated_at: DateTime<Utc>,
+pub(crate) struct PersonSummary {
+    pub(crate) id: String,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) status: RowStatus,
+    pub(crate) auth_user_id: Option<Uuid>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 /// The longest search text accepted.
@@ -189,7 +189,7 @@ fn contains_pattern(q: &str) -> String {
 /// The roster, in record-id order: `q` finds a record id exactly or any
 /// part of an email or name (ignoring case); `status` is `active`,
 /// `disabled` or `deleted`.
-pub async fn list(
+pub(crate) async fn list(
     db: &PgPool,
     params: &HashMap<String, String>,
 ) -> Result<Page<PersonSummary>, AdminError> {

@@ -20,7 +20,7 @@ pub use verbs::signed_headers;
     version,
     about = "Keeps a people roster and its login accounts in step"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log line format.
     #[arg(
         long,
@@ -29,13 +29,13 @@ pub struct Cli {
         default_value = "text",
         global = true
     )]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the HTTP service (applies pending migrations first).
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
@@ -57,119 +57,119 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PruneCmd {
+pub(crate) struct PruneCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     /// Retention period: payloads of events received, and jobs finished,
     /// longer ago than this are pruned (e.g. 90d, 36h, 30m).
     #[arg(long, value_parser = crate::retention::Retention::parse)]
-    pub older_than: crate::retention::Retention,
+    pub(crate) older_than: crate::retention::Retention,
     /// Count what would be pruned; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print the result as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ReplayCmd {
+pub(crate) struct ReplayCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub roles: RoleArgs,
+    pub(crate) roles: RoleArgs,
     #[command(flatten)]
-    pub events: EventArgs,
+    pub(crate) events: EventArgs,
     /// The stored event to replay.
     #[arg(conflicts_with_all = ["status", "event_type", "user_id", "since", "until", "limit", "dry_run"])]
-    pub event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     /// Replay events stored with this outcome: applied, stale or failed.
     #[arg(long)]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Replay events of this type (user.created, user.updated, user.deleted).
     #[arg(long)]
-    pub event_type: Option<String>,
+    pub(crate) event_type: Option<String>,
     /// Replay the events of this upstream record id.
     #[arg(long)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     /// Replay events received at or after this RFC 3339 time.
     #[arg(long)]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Replay events received before this RFC 3339 time.
     #[arg(long)]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Replay at most this many (oldest occurrence first).
     #[arg(long)]
-    pub limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
     /// Count what a replay would do; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print the result as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct SyncCmd {
+pub(crate) struct SyncCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub roles: RoleArgs,
+    pub(crate) roles: RoleArgs,
     #[command(flatten)]
-    pub events: EventArgs,
+    pub(crate) events: EventArgs,
     #[command(flatten)]
-    pub directory: DirectoryArgs,
+    pub(crate) directory: DirectoryArgs,
     /// Delete live records that are not in the table.
     #[arg(long)]
-    pub prune: bool,
+    pub(crate) prune: bool,
     /// Count what would change; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PushCmd {
+pub(crate) struct PushCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub roles: RoleArgs,
+    pub(crate) roles: RoleArgs,
     #[command(flatten)]
-    pub events: EventArgs,
+    pub(crate) events: EventArgs,
     /// roster.yaml / roster.yml / roster.csv (columns: id, email, name, status, groups)
-    pub file: std::path::PathBuf,
+    pub(crate) file: std::path::PathBuf,
     /// Delete live records that are not in the file.
     #[arg(long)]
-    pub prune: bool,
+    pub(crate) prune: bool,
     /// Count what would change; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct WorkerCmd {
+pub(crate) struct WorkerCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub provider: ProviderArgs,
+    pub(crate) provider: ProviderArgs,
     #[command(flatten)]
-    pub worker: WorkerArgs,
+    pub(crate) worker: WorkerArgs,
     /// Run every job that is due, then exit.
     #[arg(long)]
-    pub once: bool,
+    pub(crate) once: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ProvisionCmd {
+pub(crate) struct ProvisionCmd {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub provider: ProviderArgs,
+    pub(crate) provider: ProviderArgs,
     /// Report what would change without changing anything.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print the counters as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -181,19 +181,19 @@ pub enum Scheme {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// Signing secret (the first of a comma-separated list is used).
     #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET", hide_env_values = true,
           value_parser = |s: &str| Ok::<_, String>(SecretString::from(s.to_owned())))]
-    pub secret: SecretString,
+    pub(crate) secret: SecretString,
     #[arg(long, value_enum, default_value = "plain")]
-    pub scheme: Scheme,
+    pub(crate) scheme: Scheme,
     /// Standard scheme: message id (default: a random `msg_` id).
     #[arg(long)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Standard scheme: Unix timestamp (default: now).
     #[arg(long)]
-    pub timestamp: Option<i64>,
+    pub(crate) timestamp: Option<i64>,
 }
 
 /// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.

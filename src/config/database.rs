@@ -9,16 +9,16 @@ use std::path::PathBuf;
 pub struct DatabaseArgs {
     /// Postgres connection URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = secret_parser)]
-    pub database_url: Option<SecretString>,
+    pub(crate) database_url: Option<SecretString>,
     /// Read the database URL from this file instead.
     #[arg(long, env = "DATABASE_URL_FILE")]
-    pub database_url_file: Option<PathBuf>,
+    pub(crate) database_url_file: Option<PathBuf>,
     /// Largest number of pooled database connections.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
-    pub database_max_connections: u32,
+    pub(crate) database_max_connections: u32,
     /// Seconds to wait for a pooled connection before answering 503.
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3)]
-    pub database_acquire_timeout_secs: u64,
+    pub(crate) database_acquire_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseArgs {
-    pub fn resolve(&self) -> Result<DatabaseConfig, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<DatabaseConfig, ConfigError> {
         let url = read_secret(
             "DATABASE_URL",
             self.database_url.as_ref(),

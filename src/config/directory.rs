@@ -47,9 +47,9 @@ pub struct DirectoryArgs {
 pub struct DirectoryConfig {
     /// Checked: start-up builds the one client from it.
     pub airtable: crate::directory::AirtableConfig,
-    pub negative_ttl: Duration,
-    pub timeout: Duration,
-    pub readthrough_enabled: bool,
+    pub(crate) negative_ttl: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) readthrough_enabled: bool,
 }
 
 impl std::fmt::Debug for DirectoryConfig {

@@ -6,28 +6,28 @@ use std::time::Duration;
 
 /// Slow and idle clients (src/http/server): time-outs and the connection cap.
 #[derive(Args, Debug, Clone)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     /// Seconds a client has to send a request's headers, from the
     /// connection opening or from the first byte of a later request.
     #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
-    pub http_header_read_timeout_secs: u64,
+    pub(crate) http_header_read_timeout_secs: u64,
     /// Seconds a client has to send a whole request body, from the end of
     /// its headers (then 408).
     #[arg(long, env = "HTTP_BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
-    pub http_body_read_timeout_secs: u64,
+    pub(crate) http_body_read_timeout_secs: u64,
     /// Seconds a kept-alive connection may wait for its next request.
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
-    pub http_idle_timeout_secs: u64,
+    pub(crate) http_idle_timeout_secs: u64,
     /// Connections open at once; more wait in the listen backlog
     /// [default: 10000, lowered to what the open-file limit allows].
     #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
-    pub http_max_connections: Option<usize>,
+    pub(crate) http_max_connections: Option<usize>,
 }
 
 impl HttpArgs {
     /// `available`: file descriptors left for connections under the
     /// open-file limit `limit` (`None`: unknown).
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         available: Option<u64>,
         limit: Option<u64>,
@@ -73,23 +73,23 @@ impl HttpArgs {
 }
 
 /// The defaults of the settings above (README, Configuration).
-pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
-pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
+pub(crate) const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// How long clients may take, and how many may be connected at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
+pub(crate) struct HttpLimits {
     /// A request's headers must be complete this long after the connection
     /// opened, or after the first byte of a later request on it.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// A request's body must be complete this long after its headers.
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// A kept-alive connection is closed after waiting this long for the
     /// first byte of its next request.
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for HttpLimits {

@@ -9,11 +9,11 @@ pub struct LookupArgs {
     /// First logins provisioned inline at once by this process; more wait
     /// in line (LOOKUP_QUEUE_WAIT_MS), then get 503 overloaded.
     #[arg(long, env = "LOOKUP_PROVISION_CONCURRENCY", default_value_t = 8)]
-    pub lookup_provision_concurrency: usize,
+    pub(crate) lookup_provision_concurrency: usize,
     /// Milliseconds a lookup may wait in line for an inline-provisioning
     /// slot or an Airtable request slot before answering 503 overloaded.
     #[arg(long, env = "LOOKUP_QUEUE_WAIT_MS", default_value_t = 250)]
-    pub lookup_queue_wait_ms: u64,
+    pub(crate) lookup_queue_wait_ms: u64,
 }
 
 /// How the login lookup sheds load it cannot take.
@@ -24,7 +24,7 @@ pub struct LookupConfig {
 }
 
 impl LookupArgs {
-    pub fn resolve(&self) -> Result<LookupConfig, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<LookupConfig, ConfigError> {
         if self.lookup_provision_concurrency == 0 {
             return Err(ConfigError::new(
                 "LOOKUP_PROVISION_CONCURRENCY",

@@ -18,14 +18,14 @@ mod worker;
 
 pub use database::{DatabaseArgs, DatabaseConfig};
 pub use directory::{DirectoryArgs, DirectoryConfig};
-pub use http::{HttpArgs, HttpLimits};
+pub(crate) use http::{HttpArgs, HttpLimits};
 pub use lookup::{LookupArgs, LookupConfig};
 pub use provider::{ProviderArgs, ProviderConfig, ProviderKind};
-pub use rules::{EventArgs, RoleArgs};
+pub(crate) use rules::{EventArgs, RoleArgs};
 pub use worker::{WorkerArgs, WorkerConfig};
 
 /// `1/true/yes/on` → true, `0/false/no/off/""` → false, case-insensitive.
-pub fn parse_flag(s: &str) -> Result<bool, String> {
+pub(crate) fn parse_flag(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
@@ -38,12 +38,12 @@ pub fn parse_flag(s: &str) -> Result<bool, String> {
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
 pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
+    pub(crate) var: &'static str,
+    pub(crate) message: String,
 }
 
 impl ConfigError {
-    pub fn new(var: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(var: &'static str, message: impl Into<String>) -> Self {
         Self {
             var,
             message: message.into(),
@@ -52,7 +52,7 @@ impl ConfigError {
 }
 
 /// A secret given directly (`NAME`) or through a file (`NAME_FILE`).
-pub fn read_secret(
+pub(crate) fn read_secret(
     var: &'static str,
     direct: Option<&SecretString>,
     file: Option<&PathBuf>,
@@ -85,66 +85,66 @@ fn secret_parser(s: &str) -> Result<SecretString, String> {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     #[command(flatten)]
-    pub provider: ProviderArgs,
+    pub(crate) provider: ProviderArgs,
     #[command(flatten)]
-    pub worker: WorkerArgs,
+    pub(crate) worker: WorkerArgs,
     /// Run the provisioning worker inside `serve`.
     #[arg(long, env = "WORKER_ENABLED", default_value = "true", value_parser = parse_flag, action = clap::ArgAction::Set)]
-    pub worker_enabled: bool,
+    pub(crate) worker_enabled: bool,
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
-    pub bind_addr: SocketAddr,
+    pub(crate) bind_addr: SocketAddr,
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub(crate) http: HttpArgs,
     /// Refuse to start while row-level security is off on a table in
     /// rosterd's schema (or applies to rosterd's own role).
     #[arg(long, env = "RLS_CHECK_ENABLED", default_value = "true", value_parser = parse_flag, action = clap::ArgAction::Set)]
-    pub rls_check_enabled: bool,
+    pub(crate) rls_check_enabled: bool,
     /// Webhook signing secrets, comma-separated (several during a rotation).
     /// `whsec_` secrets are base64; others are their UTF-8 bytes (≥ 16).
     #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET", hide_env_values = true, value_parser = secret_parser)]
-    pub airtable_user_sync_secret: Option<SecretString>,
+    pub(crate) airtable_user_sync_secret: Option<SecretString>,
     /// Read the signing secrets from this file instead.
     #[arg(long, env = "AIRTABLE_USER_SYNC_SECRET_FILE")]
-    pub airtable_user_sync_secret_file: Option<PathBuf>,
+    pub(crate) airtable_user_sync_secret_file: Option<PathBuf>,
     /// Serve POST /api/sync/users/inbound (404 when off).
     #[arg(long, env = "USER_WEBHOOK_SYNC_ENABLED", default_value = "true", value_parser = parse_flag, action = clap::ArgAction::Set)]
-    pub user_webhook_sync_enabled: bool,
+    pub(crate) user_webhook_sync_enabled: bool,
     /// Standard Webhooks timestamp tolerance, in seconds either side.
     #[arg(long, env = "WEBHOOK_TOLERANCE_SECS", default_value_t = 300)]
-    pub webhook_tolerance_secs: u64,
+    pub(crate) webhook_tolerance_secs: u64,
     /// Largest accepted inbound body, in bytes.
     #[arg(long, env = "INBOUND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
-    pub inbound_max_body_bytes: usize,
+    pub(crate) inbound_max_body_bytes: usize,
     /// How old the database gauges of `/metrics` may be before a scrape
     /// refreshes them (in the background); 0 reads them on every scrape.
     #[arg(long, env = "METRICS_GAUGES_MAX_AGE_SECS", default_value_t = 15)]
-    pub metrics_gauges_max_age_secs: u64,
+    pub(crate) metrics_gauges_max_age_secs: u64,
     /// Bearer tokens the login service uses for the lookup, comma-separated.
     #[arg(long, env = "LOGIN_API_TOKENS", hide_env_values = true, value_parser = secret_parser)]
-    pub login_api_tokens: Option<SecretString>,
+    pub(crate) login_api_tokens: Option<SecretString>,
     /// Read the login tokens from this file instead.
     #[arg(long, env = "LOGIN_API_TOKENS_FILE")]
-    pub login_api_tokens_file: Option<PathBuf>,
+    pub(crate) login_api_tokens_file: Option<PathBuf>,
     /// Operators' tokens for /api/admin, comma-separated `name:token` (the
     /// name is the actor in the audit log; tokens ≥ 16 characters).
     #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = secret_parser)]
-    pub admin_tokens: Option<SecretString>,
+    pub(crate) admin_tokens: Option<SecretString>,
     /// Read the operators' tokens from this file instead.
     #[arg(long, env = "ADMIN_TOKENS_FILE")]
-    pub admin_tokens_file: Option<PathBuf>,
+    pub(crate) admin_tokens_file: Option<PathBuf>,
     #[command(flatten)]
-    pub roles: RoleArgs,
+    pub(crate) roles: RoleArgs,
     #[command(flatten)]
-    pub events: EventArgs,
+    pub(crate) events: EventArgs,
     #[command(flatten)]
-    pub directory: DirectoryArgs,
+    pub(crate) directory: DirectoryArgs,
     #[command(flatten)]
-    pub lookup: LookupArgs,
+    pub(crate) lookup: LookupArgs,
 }
 
 /// Everything `serve` needs, checked.
@@ -172,7 +172,7 @@ pub struct Config {
 }
 
 impl ServeArgs {
-    pub fn resolve(&self) -> Result<Config, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<Config, ConfigError> {
         let db = self.db.resolve()?;
         let secrets = read_secret(
             "AIRTABLE_USER_SYNC_SECRET",
@@ -238,7 +238,7 @@ impl ServeArgs {
 
 /// Splits the comma-separated secret list into keys; the message names the
 /// position of a bad key, never its value.
-pub fn parse_keys(secrets: Option<&SecretString>) -> Result<Vec<Key>, ConfigError> {
+pub(crate) fn parse_keys(secrets: Option<&SecretString>) -> Result<Vec<Key>, ConfigError> {
     let Some(secrets) = secrets else {
         return Ok(Vec::new());
     };

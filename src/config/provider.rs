@@ -18,19 +18,19 @@ pub enum ProviderKind {
 pub struct ProviderArgs {
     /// Where login accounts live.
     #[arg(long, env = "AUTH_PROVIDER", value_enum, default_value = "local")]
-    pub auth_provider: ProviderKind,
+    pub(crate) auth_provider: ProviderKind,
     /// Supabase project URL (the admin API is under `/auth/v1`).
     #[arg(long, env = "SUPABASE_URL")]
-    pub supabase_url: Option<String>,
+    pub(crate) supabase_url: Option<String>,
     /// Supabase service-role key.
     #[arg(long, env = "SUPABASE_SERVICE_ROLE_KEY", hide_env_values = true, value_parser = secret_parser)]
-    pub supabase_service_role_key: Option<SecretString>,
+    pub(crate) supabase_service_role_key: Option<SecretString>,
     /// Read the service-role key from this file instead.
     #[arg(long, env = "SUPABASE_SERVICE_ROLE_KEY_FILE")]
-    pub supabase_service_role_key_file: Option<PathBuf>,
+    pub(crate) supabase_service_role_key_file: Option<PathBuf>,
     /// Timeout of one Supabase request, in seconds.
     #[arg(long, env = "SUPABASE_TIMEOUT_SECS", default_value_t = 10)]
-    pub supabase_timeout_secs: u64,
+    pub(crate) supabase_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub enum ProviderConfig {
 }
 
 impl ProviderArgs {
-    pub fn resolve(&self) -> Result<ProviderConfig, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<ProviderConfig, ConfigError> {
         match self.auth_provider {
             ProviderKind::Local => Ok(ProviderConfig::Local),
             ProviderKind::Supabase => {

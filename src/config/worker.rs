@@ -33,20 +33,20 @@ impl Default for WorkerConfig {
 pub struct WorkerArgs {
     /// Provisioning jobs run at once by this process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8)]
-    pub worker_concurrency: usize,
+    pub(crate) worker_concurrency: usize,
     /// Seconds a claimed job stays ours without renewal.
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
-    pub job_lease_secs: u64,
+    pub(crate) job_lease_secs: u64,
     /// Seconds between queue polls when no notification arrives.
     #[arg(long, env = "WORKER_POLL_SECS", default_value_t = 5)]
-    pub worker_poll_secs: u64,
+    pub(crate) worker_poll_secs: u64,
     /// Attempts before a job is dead.
     #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 12)]
-    pub job_max_attempts: i32,
+    pub(crate) job_max_attempts: i32,
 }
 
 impl WorkerArgs {
-    pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
         if self.worker_concurrency == 0 {
             return Err(ConfigError::new("WORKER_CONCURRENCY", "must be at least 1"));
         }

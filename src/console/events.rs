@@ -56,7 +56,7 @@ fn filter_fields(f: &HashMap<String, String>) -> Markup {
 }
 
 /// `GET /console/events?status=&eventType=&userId=&since=&until=&cursor=`.
-pub async fn list(
+pub(crate) async fn list(
     session: Session,
     State(state): State<AppState>,
     Query(mut params): Query<HashMap<String, String>>,
@@ -97,7 +97,7 @@ pub async fn list(
 }
 
 /// `GET /console/events/{eventId}`.
-pub async fn detail(
+pub(crate) async fn detail(
     session: Session,
     State(state): State<AppState>,
     Path(event_id): Path<String>,
@@ -156,7 +156,7 @@ pub async fn detail(
 }
 
 /// `POST /console/events/{eventId}/replay`.
-pub async fn replay_one(
+pub(crate) async fn replay_one(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
     post: Post,
@@ -190,7 +190,7 @@ fn report_table(r: &BulkReport) -> Markup {
 
 /// `POST /console/events/replay` with `mode=preview` (a dry run, nothing
 /// changes) or `mode=run`, and the list's filter fields.
-pub async fn replay_bulk(State(state): State<AppState>, post: Post) -> Result<Response> {
+pub(crate) async fn replay_bulk(State(state): State<AppState>, post: Post) -> Result<Response> {
     let dry_run = match post.field("mode").as_deref() {
         Some("preview") => true,
         Some("run") => false,

@@ -13,7 +13,7 @@ use maud::html;
 use std::collections::HashMap;
 
 /// `GET /console/jobs?status=&cursor=` (status defaults to dead).
-pub async fn list(
+pub(crate) async fn list(
     session: Session,
     State(state): State<AppState>,
     Query(mut params): Query<HashMap<String, String>>,
@@ -51,7 +51,7 @@ pub async fn list(
 }
 
 /// `POST /console/jobs/{id}/retry`.
-pub async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     post: Post,

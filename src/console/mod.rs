@@ -6,11 +6,11 @@
 //! Pages are built with `maud`, which HTML-escapes every interpolated
 //! value; the one stylesheet is compiled into the binary. No JavaScript.
 
-pub mod events;
-pub mod jobs;
-pub mod ops;
-pub mod people;
-pub mod session;
+pub(crate) mod events;
+pub(crate) mod jobs;
+pub(crate) mod ops;
+pub(crate) mod people;
+pub(crate) mod session;
 
 use crate::admin::health::Level;
 use crate::admin::users::AuthUserState;
@@ -27,7 +27,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 const CSS: &str = include_str!("console.css");
 
-pub fn router() -> crate::http::Routes {
+pub(crate) fn router() -> crate::http::Routes {
     crate::http::Routes::new()
         .page_get("/console", home)
         .page_get("/console/assets/console.css", stylesheet)
@@ -67,7 +67,7 @@ async fn stylesheet() -> Response {
 
 /// The sections in the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Nav {
+pub(crate) enum Nav {
     People,
     Events,
     Jobs,
@@ -87,7 +87,7 @@ const NAV: [(Nav, &str, &str); 6] = [
 
 /// An HTML response with the console's headers: never cached, never
 /// framed, no script, forms only to this origin, no referrer leaves.
-pub fn html_response(status: StatusCode, body: Markup) -> Response {
+pub(crate) fn html_response(status: StatusCode, body: Markup) -> Response {
     let mut r = (status, body.into_string()).into_response();
     let h = r.headers_mut();
     for (name, value) in [
@@ -126,7 +126,7 @@ fn document(title: &str, header: Markup, main: Markup) -> Markup {
 }
 
 /// A signed-in page: navigation, the operator's name, sign-out.
-pub fn page(session: &Session, current: Nav, title: &str, main: Markup) -> Response {
+pub(crate) fn page(session: &Session, current: Nav, title: &str, main: Markup) -> Response {
     let header = html! {
         header {
             a.brand href="/console/people" { "rosterd" }
@@ -150,25 +150,25 @@ pub fn page(session: &Session, current: Nav, title: &str, main: Markup) -> Respo
 }
 
 /// A page for someone not signed in (sign-in, errors before a session).
-pub fn bare_page(status: StatusCode, title: &str, main: Markup) -> Response {
+pub(crate) fn bare_page(status: StatusCode, title: &str, main: Markup) -> Response {
     let header = html! { header { span.brand { "rosterd" } } };
     html_response(status, document(title, header, main))
 }
 
 /// The hidden field every console form carries.
-pub fn csrf_field(session: &Session) -> Markup {
+pub(crate) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
 /// Why a console request did nothing, as a page.
 #[derive(Debug)]
-pub struct ConsoleError {
-    pub status: StatusCode,
-    pub message: String,
+pub(crate) struct ConsoleError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl ConsoleError {
-    pub fn bad_input(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -238,18 +238,18 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-pub type Result<T, E = ConsoleError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ConsoleError> = std::result::Result<T, E>;
 
-pub fn time(t: &DateTime<Utc>) -> String {
+pub(crate) fn time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-pub fn opt_time(t: &Option<DateTime<Utc>>) -> String {
+pub(crate) fn opt_time(t: &Option<DateTime<Utc>>) -> String {
     t.as_ref().map(time).unwrap_or_else(|| "—".to_owned())
 }
 
 /// `s` as one URL path segment.
-pub fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -262,7 +262,7 @@ pub fn segment(s: &str) -> String {
 }
 
 /// `path?k=v&…` from the non-empty pairs, form-encoded.
-pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+pub(crate) fn link(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
         q.append_pair(k, v);
@@ -277,7 +277,7 @@ pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
 
 /// How a badge is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     Good,
     Bad,
     Warn,
@@ -286,14 +286,14 @@ pub enum Tone {
 
 /// A value the console shows as a coloured badge: each vocabulary says
 /// which of its values are good, bad or worth a look.
-pub trait Badge: Copy {
+pub(crate) trait Badge: Copy {
     fn word(self) -> &'static str;
     fn tone(self) -> Tone;
 }
 
 /// A value as a coloured badge (the class comes from its tone, never from
 /// text).
-pub fn badge(value: impl Badge) -> Markup {
+pub(crate) fn badge(value: impl Badge) -> Markup {
     let class = match value.tone() {
         Tone::Good => "badge good",
         Tone::Bad => "badge bad",
@@ -372,7 +372,7 @@ impl Badge for Level {
 
 /// A message a redirect after a POST asks the next page to show. Only
 /// these fixed texts can appear, whatever the query string says.
-pub fn notice(key: Option<&String>) -> Option<&'static str> {
+pub(crate) fn notice(key: Option<&String>) -> Option<&'static str> {
     Some(match key?.as_str() {
         "replayed" => "Event replayed; its outcome and history are below.",
         "retried" => "Job retried: it is pending again with a fresh attempt count.",
@@ -382,7 +382,7 @@ pub fn notice(key: Option<&String>) -> Option<&'static str> {
     })
 }
 
-pub fn notice_block(key: Option<&String>) -> Markup {
+pub(crate) fn notice_block(key: Option<&String>) -> Markup {
     html! {
         @if let Some(text) = notice(key) {
             p.notice role="status" { (text) }

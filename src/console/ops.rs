@@ -25,7 +25,7 @@ fn reconcile_button(session: &Session, mode: &str, label: &str, danger: bool) ->
 }
 
 /// `GET /console/reconcile`.
-pub async fn reconcile_form(session: Session) -> Response {
+pub(crate) async fn reconcile_form(session: Session) -> Response {
     let session = &session;
     let body = html! {
         h1 { "Reconcile" }
@@ -47,7 +47,7 @@ fn report_counters(r: &Report) -> Markup {
 }
 
 /// `POST /console/reconcile` with `mode=dry-run` or `mode=run`.
-pub async fn reconcile(State(state): State<AppState>, post: Post) -> Result<Response> {
+pub(crate) async fn reconcile(State(state): State<AppState>, post: Post) -> Result<Response> {
     let dry_run = match post.field("mode").as_deref() {
         Some("dry-run") => true,
         Some("run") => false,
@@ -90,7 +90,7 @@ pub async fn reconcile(State(state): State<AppState>, post: Post) -> Result<Resp
 }
 
 /// `GET /console/audit?cursor=`.
-pub async fn audit(
+pub(crate) async fn audit(
     session: Session,
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -125,7 +125,7 @@ pub async fn audit(
 }
 
 /// `GET /console/health`.
-pub async fn health(session: Session, State(state): State<AppState>) -> Response {
+pub(crate) async fn health(session: Session, State(state): State<AppState>) -> Response {
     let directory = state.directory.as_deref();
     let h = admin::health::report(&state.db, state.provider.as_ref(), directory).await;
     let body = html! {

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use std::collections::HashMap;
 
 /// `GET /console/people?q=&status=&cursor=`.
-pub async fn list(
+pub(crate) async fn list(
     session: Session,
     State(state): State<AppState>,
     Query(mut params): Query<HashMap<String, String>>,
@@ -61,7 +61,7 @@ pub async fn list(
     Ok(page(&session, Nav::People, "People", body))
 }
 
-pub fn events_table(events: &[admin::events::EventSummary]) -> Markup {
+pub(crate) fn events_table(events: &[admin::events::EventSummary]) -> Markup {
     html! {
         @if events.is_empty() {
             p.empty { "No events." }
@@ -88,7 +88,7 @@ pub fn events_table(events: &[admin::events::EventSummary]) -> Markup {
     }
 }
 
-pub fn jobs_table(session: &Session, jobs: &[admin::jobs::Job]) -> Markup {
+pub(crate) fn jobs_table(session: &Session, jobs: &[admin::jobs::Job]) -> Markup {
     html! {
         @if jobs.is_empty() {
             p.empty { "No jobs." }
@@ -122,7 +122,7 @@ pub fn jobs_table(session: &Session, jobs: &[admin::jobs::Job]) -> Markup {
 }
 
 /// `GET /console/people/{id}`.
-pub async fn detail(
+pub(crate) async fn detail(
     session: Session,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -174,7 +174,7 @@ pub async fn detail(
 }
 
 /// `POST /console/people/{id}/provision`.
-pub async fn provision(
+pub(crate) async fn provision(
     State(state): State<AppState>,
     Path(id): Path<String>,
     post: Post,

@@ -16,7 +16,6 @@ use axum::extract::{Form, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
 use maud::html;
 use rand::RngCore;
 use serde_json::json;
@@ -24,11 +23,11 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
-pub const COOKIE: &str = "rosterd_console";
+pub(crate) const COOKIE: &str = "rosterd_console";
 /// The sign-in form's double-submit cookie.
 const SIGN_IN_COOKIE: &str = "rosterd_console_signin";
 /// How long a session lasts from sign-in; there is no sliding renewal.
-pub const SESSION_SECS: i64 = 8 * 3600;
+pub(crate) const SESSION_SECS: i64 = 8 * 3600;
 /// How long a sign-in form stays usable.
 const SIGN_IN_SECS: i64 = 600;
 const SIGN_IN_PATH: &str = "/console/sign-in";
@@ -83,11 +82,10 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
 
 /// A signed-in operator.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The name of the token they signed in with: the audit log's actor.
-    pub operator: String,
-    pub csrf: String,
-    pub expires_at: DateTime<Utc>,
+    pub(crate) operator: String,
+    pub(crate) csrf: String,
     id: String,
 }
 
@@ -97,7 +95,7 @@ impl Session {
             return Ok(None);
         }
         let row = sqlx::query!(
-            "select operator, csrf_token, expires_at from console_sessions
+            "select operator, csrf_token from console_sessions
              where id_hash = $1 and expires_at > now()",
             hash(id)
         )
@@ -106,7 +104,6 @@ impl Session {
         Ok(row.map(|r| Session {
             operator: r.operator,
             csrf: r.csrf_token,
-            expires_at: r.expires_at,
             id: id.to_owned(),
         }))
     }
@@ -131,14 +128,14 @@ impl FromRequestParts<AppState> for Session {
 /// A console form submission: a live session, and the session's CSRF
 /// token in the `csrf` field. Every console POST but sign-in takes this,
 /// so none can run without the token (403).
-pub struct Post {
-    pub session: Session,
-    pub form: HashMap<String, String>,
+pub(crate) struct Post {
+    pub(crate) session: Session,
+    pub(crate) form: HashMap<String, String>,
 }
 
 impl Post {
     /// A field, trimmed; empty counts as absent.
-    pub fn field(&self, name: &str) -> Option<String> {
+    pub(crate) fn field(&self, name: &str) -> Option<String> {
         self.form
             .get(name)
             .map(|v| v.trim().to_owned())
@@ -212,7 +209,7 @@ fn sign_in_page(
 }
 
 /// `GET /console/sign-in`.
-pub async fn sign_in_form(
+pub(crate) async fn sign_in_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
@@ -228,7 +225,7 @@ pub async fn sign_in_form(
 /// `POST /console/sign-in`: token → session. Audited as `console.sign_in`
 /// under the token's name; a wrong token is logged, not audited (like a
 /// refused admin API call).
-pub async fn sign_in(
+pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
@@ -292,7 +289,7 @@ pub async fn sign_in(
 
 /// `POST /console/sign-out`: the session row goes, so the cookie is dead
 /// even if a copy of it survives.
-pub async fn sign_out(
+pub(crate) async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
     post: Post,

@@ -45,12 +45,12 @@ use tokio::time::Instant;
 
 pub use pace::Budget;
 
-pub const DEFAULT_API_URL: &str = "https://api.airtable.com";
+pub(crate) const DEFAULT_API_URL: &str = "https://api.airtable.com";
 /// Airtable's documented limit per base.
-pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 5;
+pub(crate) const DEFAULT_REQUESTS_PER_SECOND: u32 = 5;
 /// How long Airtable wants callers to stay away after a 429.
-pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Airtable's largest page.
 const PAGE_SIZE: &str = "100";

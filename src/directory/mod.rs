@@ -3,11 +3,11 @@
 //! directory so far; the types here say nothing about it, so callers do not
 //! either.
 
-pub mod airtable;
+pub(crate) mod airtable;
 mod pages;
 
 pub use airtable::{AirtableConfig, AirtableDirectory, Budget, FieldNames};
-pub use pages::Pages;
+pub(crate) use pages::Pages;
 
 /// One person as the directory holds them, before any validation: the
 /// caller decides what a missing email or an unknown status means.
@@ -27,7 +27,7 @@ pub struct DirectoryRecord {
 
 impl DirectoryRecord {
     /// The record as the fields of a roster row / event user.
-    pub fn to_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub(crate) fn to_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut user = serde_json::Map::new();
         user.insert("id".into(), serde_json::json!(self.id));
         if let Some(e) = &self.email {
@@ -59,10 +59,4 @@ pub enum DirectoryError {
     /// than would get a turn in the time the caller may wait.
     #[error("directory busy; retry in {retry_after:?}")]
     Busy { retry_after: std::time::Duration },
-}
-
-impl DirectoryError {
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
 }

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 /// A listing of the whole table; each page is asked for only when the one
 /// before has been taken.
-pub struct Pages<'a> {
+pub(crate) struct Pages<'a> {
     directory: &'a AirtableDirectory,
     timeout: Duration,
     offset: Option<String>,
@@ -16,7 +16,7 @@ pub struct Pages<'a> {
 impl<'a> Pages<'a> {
     /// Every record of `directory`'s table, a page at a time (for `rosterd
     /// sync`); each page may take `timeout`.
-    pub fn new(directory: &'a AirtableDirectory, timeout: Duration) -> Self {
+    pub(crate) fn new(directory: &'a AirtableDirectory, timeout: Duration) -> Self {
         Self {
             directory,
             timeout,
@@ -26,7 +26,9 @@ impl<'a> Pages<'a> {
     }
 
     /// The next page, or `None` after the last.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<DirectoryRecord>>, DirectoryError> {
+    pub(crate) async fn next_page(
+        &mut self,
+    ) -> Result<Option<Vec<DirectoryRecord>>, DirectoryError> {
         if self.done {
             return Ok(None);
         }

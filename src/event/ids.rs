@@ -35,7 +35,7 @@ pub struct EventId(String);
 string_newtype!(EventId);
 
 impl EventId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || s.len() > MAX_EVENT_ID {
             return Err(format!("must be 1 to {MAX_EVENT_ID} characters"));
         }
@@ -55,7 +55,7 @@ pub struct RecordId(String);
 string_newtype!(RecordId);
 
 impl RecordId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || s.len() > MAX_RECORD_ID {
             return Err(format!("must be 1 to {MAX_RECORD_ID} characters"));
         }
@@ -93,7 +93,7 @@ impl Email {
 
     /// For values read back from our own database, which only ever holds
     /// canonical emails written through [`Email::parse`].
-    pub fn from_trusted(s: String) -> Self {
+    pub(crate) fn from_trusted(s: String) -> Self {
         Self(s)
     }
 }
@@ -106,7 +106,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "user.created" => Ok(Self::Created),
             "user.updated" => Ok(Self::Updated),
@@ -115,7 +115,7 @@ impl EventType {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Created => "user.created",
             Self::Updated => "user.updated",
@@ -133,7 +133,7 @@ pub enum ProfileStatus {
 }
 
 impl ProfileStatus {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
@@ -141,7 +141,7 @@ impl ProfileStatus {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",

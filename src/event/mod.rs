@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// `MAX_EVENT_FUTURE_SECS`'s default.
-pub const DEFAULT_MAX_FUTURE_SECS: u64 = 300;
+pub(crate) const DEFAULT_MAX_FUTURE_SECS: u64 = 300;
 
 /// Rules of an event that depend on configuration and on this server's
 /// clock rather than on the event alone.
@@ -31,7 +31,7 @@ pub struct EventRules {
     /// How far past this server's clock `occurredAt` may be. Newest wins
     /// per record, so an event dated in the far future would win forever:
     /// every real event after it would be `stale`.
-    pub max_future: TimeDelta,
+    pub(crate) max_future: TimeDelta,
 }
 
 impl Default for EventRules {
@@ -62,8 +62,8 @@ impl EventRules {
 /// One rule of §2 that the input broke, reported as `{field, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    pub field: String,
-    pub message: String,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 impl FieldError {
@@ -81,22 +81,22 @@ impl FieldError {
 /// what Postgres stores; comparing anything finer here would disagree with
 /// the database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrderKey {
-    pub at: DateTime<Utc>,
-    pub event_id: EventId,
+pub(crate) struct OrderKey {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) event_id: EventId,
 }
 
 /// What a created/updated event says the person looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub email: Email,
     pub name: Option<String>,
-    pub status: ProfileStatus,
-    pub groups: Vec<String>,
+    pub(crate) status: ProfileStatus,
+    pub(crate) groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// `user.created` / `user.updated`: writes the profile register.
     Upsert(Profile),
     /// `user.deleted`: writes the deletion register. The email, when sent,
@@ -107,23 +107,23 @@ pub enum Change {
 /// A fully parsed and validated user event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEvent {
-    pub event_type: EventType,
-    pub key: OrderKey,
+    pub(crate) event_type: EventType,
+    pub(crate) key: OrderKey,
     pub user_id: RecordId,
-    pub change: Change,
+    pub(crate) change: Change,
 }
 
 /// The parsed event together with what dedup needs from its body.
 #[derive(Debug, Clone)]
 pub struct ParsedBody {
     pub event: UserEvent,
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// SHA-256 of the canonical JSON (keys sorted, no whitespace), so two
     /// deliveries that differ only in formatting are the same body.
-    pub payload_hash: [u8; 32],
+    pub(crate) payload_hash: [u8; 32],
     /// The rules it was checked with (a redelivery of a failed event is
     /// applied again under them).
-    pub rules: EventRules,
+    pub(crate) rules: EventRules,
 }
 
 /// Why a body was refused: not JSON at all (400) or JSON that breaks §2 (422).
@@ -136,13 +136,13 @@ pub enum BodyError {
 impl ParsedBody {
     /// A request body: JSON without duplicate keys ([`crate::json`]), then
     /// the event rules.
-    pub fn from_slice(raw: &[u8], rules: &EventRules) -> Result<Self, BodyError> {
+    pub(crate) fn from_slice(raw: &[u8], rules: &EventRules) -> Result<Self, BodyError> {
         let payload =
             crate::json::from_slice(raw).map_err(|e| BodyError::Malformed(e.to_string()))?;
         Self::parse(payload, rules)
     }
 
-    pub fn parse(payload: Value, rules: &EventRules) -> Result<Self, BodyError> {
+    pub(crate) fn parse(payload: Value, rules: &EventRules) -> Result<Self, BodyError> {
         let event = UserEvent::parse(&payload, rules).map_err(BodyError::Invalid)?;
         let payload_hash = hash_payload(&payload);
         Ok(Self {

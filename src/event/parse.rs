@@ -162,7 +162,7 @@ fn parse_name(s: &str) -> Result<String, String> {
 impl UserEvent {
     /// Checks every rule of §2, and `rules` against this server's clock, and
     /// reports all broken ones at once.
-    pub fn parse(v: &Value, rules: &EventRules) -> Result<Self, Vec<FieldError>> {
+    pub(crate) fn parse(v: &Value, rules: &EventRules) -> Result<Self, Vec<FieldError>> {
         Self::parse_at(v, rules, Utc::now())
     }
 

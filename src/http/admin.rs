@@ -19,7 +19,7 @@ use std::collections::HashMap;
 /// Admin request bodies are small filters; anything bigger is a mistake.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub fn router() -> super::Routes {
+pub(crate) fn router() -> super::Routes {
     super::Routes::new()
         .get("/api/admin/events", list_events)
         .post("/api/admin/events/replay", replay_bulk)
@@ -37,7 +37,7 @@ pub fn router() -> super::Routes {
 /// The operator a request comes from: the name of its admin token. Every
 /// handler takes it first, so an unauthorised caller learns nothing, not
 /// even whether its filters were valid.
-pub struct Operator(pub String);
+pub(crate) struct Operator(pub String);
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;

@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
 
-pub const PATH: &str = "/api/sync/users/inbound";
+pub(crate) const PATH: &str = "/api/sync/users/inbound";
 
-pub fn router(max_body_bytes: usize) -> super::Routes {
+pub(crate) fn router(max_body_bytes: usize) -> super::Routes {
     super::Routes::new()
         .post(PATH, inbound)
         .body_limit(max_body_bytes)
@@ -22,10 +22,10 @@ pub fn router(max_body_bytes: usize) -> super::Routes {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InboundResponse {
-    pub event_id: String,
-    pub outcome: &'static str,
-    pub user_id: String,
+pub(crate) struct InboundResponse {
+    pub(crate) event_id: String,
+    pub(crate) outcome: &'static str,
+    pub(crate) user_id: String,
 }
 
 async fn inbound(

@@ -11,9 +11,9 @@ use axum::Json;
 use serde_json::json;
 use std::collections::HashMap;
 
-pub const PATH: &str = "/api/users/lookup";
+pub(crate) const PATH: &str = "/api/users/lookup";
 
-pub fn router() -> super::Routes {
+pub(crate) fn router() -> super::Routes {
     super::Routes::new().get(PATH, handle)
 }
 

@@ -1,12 +1,12 @@
 //! The HTTP surfaces, one module each, assembled into the app at start-up.
 
-pub mod admin;
-pub mod inbound;
-pub mod lookup;
-pub mod ops;
-pub mod routes;
-pub mod server;
+pub(crate) mod admin;
+pub(crate) mod inbound;
+pub(crate) mod lookup;
+pub(crate) mod ops;
+pub(crate) mod routes;
+pub(crate) mod server;
 mod state;
 
-pub use routes::Routes;
+pub(crate) use routes::Routes;
 pub use state::AppState;

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-pub fn router() -> super::Routes {
+pub(crate) fn router() -> super::Routes {
     super::Routes::new()
         .get("/healthz", healthz)
         .get("/readyz", readyz)

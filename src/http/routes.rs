@@ -20,11 +20,11 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    pub(crate) fn get<H, T>(self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -32,7 +32,7 @@ impl Routes {
         self.add(Method::GET, path, routing::get(handler))
     }
 
-    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    pub(crate) fn post<H, T>(self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -41,7 +41,7 @@ impl Routes {
     }
 
     /// An HTML page of the operator console (`GET`).
-    pub fn page_get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    pub(crate) fn page_get<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -52,7 +52,7 @@ impl Routes {
     }
 
     /// A form target of the operator console (`POST`).
-    pub fn page_post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    pub(crate) fn page_post<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -70,12 +70,12 @@ impl Routes {
 
     /// Caps request bodies on the routes added so far (like any axum
     /// layer, it wraps only what the router already holds).
-    pub fn body_limit(mut self, bytes: usize) -> Self {
+    pub(crate) fn body_limit(mut self, bytes: usize) -> Self {
         self.router = self.router.layer(DefaultBodyLimit::max(bytes));
         self
     }
 
-    pub fn merge(mut self, other: Routes) -> Self {
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
         self.router = self.router.merge(other.router);
         self.table.extend(other.table);
         self.pages.extend(other.pages);
@@ -93,7 +93,7 @@ impl Routes {
         &self.pages
     }
 
-    pub fn into_router(self) -> Router<AppState> {
+    pub(crate) fn into_router(self) -> Router<AppState> {
         self.router
     }
 }

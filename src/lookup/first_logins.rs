@@ -33,7 +33,7 @@ impl FirstLogins {
     }
 
     /// Provisions `email`, or waits for the run already under way for it.
-    pub async fn provision(
+    pub(crate) async fn provision(
         &self,
         runs: &RunPool,
         provider: &dyn AuthProvider,

@@ -4,7 +4,7 @@ use crate::event::{Email, RecordId};
 
 /// What the login service asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     Email(Email),
     Id(RecordId),
 }

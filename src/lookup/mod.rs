@@ -17,48 +17,48 @@ mod first_logins;
 mod key;
 pub mod readthrough;
 pub use first_logins::{FirstLogins, Refused};
-pub use key::Key;
+pub(crate) use key::Key;
 
 /// What a lookup works with; the HTTP handler lends it from the app's state.
-pub struct Deps<'a> {
-    pub db: &'a PgPool,
-    pub runs: &'a RunPool,
-    pub provider: &'a dyn AuthProvider,
+pub(crate) struct Deps<'a> {
+    pub(crate) db: &'a PgPool,
+    pub(crate) runs: &'a RunPool,
+    pub(crate) provider: &'a dyn AuthProvider,
     /// Admits inline provisioning runs, one per person at a time.
-    pub first_logins: &'a FirstLogins,
+    pub(crate) first_logins: &'a FirstLogins,
     /// `None` when read-through is off or no directory is configured.
-    pub readthrough: Option<&'a ReadThrough>,
-    pub roles: &'a RoleMap,
-    pub rules: &'a EventRules,
+    pub(crate) readthrough: Option<&'a ReadThrough>,
+    pub(crate) roles: &'a RoleMap,
+    pub(crate) rules: &'a EventRules,
     /// Wakes the workers after a read-through queued a job.
-    pub wakeup: &'a Wakeup,
+    pub(crate) wakeup: &'a Wakeup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub(crate) enum Source {
     Roster,
     Directory,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub name: Option<String>,
-    pub status: String,
-    pub roles: Vec<String>,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: Option<String>,
+    pub(crate) status: String,
+    pub(crate) roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Auth {
-    pub user_id: uuid::Uuid,
-    pub state: &'static str,
+pub(crate) struct Auth {
+    pub(crate) user_id: uuid::Uuid,
+    pub(crate) state: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     Active {
         user: User,
         auth: Auth,
@@ -71,7 +71,7 @@ pub enum Answer {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     #[error("directory unavailable: {0}")]
     DirectoryUnavailable(String),
     #[error("provisioning is pending: {0}")]
@@ -94,7 +94,7 @@ async fn fetch(state: &Deps<'_>, key: &Key) -> Result<Option<LoginRow>, sqlx::Er
 
 /// A roster hit never waits on the directory; a miss asks it (unless
 /// read-through is off) and applies what it knows through the apply path.
-pub async fn lookup(state: &Deps<'_>, key: &Key) -> Result<Answer, LookupError> {
+pub(crate) async fn lookup(state: &Deps<'_>, key: &Key) -> Result<Answer, LookupError> {
     if let Some(row) = fetch(state, key).await? {
         return answer(state, key, row, Source::Roster).await;
     }

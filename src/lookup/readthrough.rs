@@ -27,7 +27,7 @@ pub struct ReadThrough {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReadThroughError {
+pub(crate) enum ReadThroughError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error("applying the directory's record: {0}")]
@@ -115,7 +115,7 @@ impl ReadThrough {
     /// Fetches `key` from the directory and applies it to the roster.
     /// `Ok(false)`: the directory does not know it (or holds something the
     /// roster cannot take, which is logged).
-    pub async fn load(
+    pub(crate) async fn load(
         &self,
         db: &PgPool,
         roles: &RoleMap,

@@ -26,7 +26,7 @@ use uuid::Uuid;
 /// no connection while they wait: twenty concurrent logins of one new
 /// person must not take twenty pooled connections only to queue on one
 /// advisory lock (and starve every other request of the pool).
-pub async fn turn(email: &str) -> tokio::sync::OwnedMutexGuard<()> {
+pub(crate) async fn turn(email: &str) -> tokio::sync::OwnedMutexGuard<()> {
     type Gates = Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>;
     static GATES: LazyLock<Gates> = LazyLock::new(Gates::default);
     let gate = {
@@ -48,14 +48,14 @@ pub async fn turn(email: &str) -> tokio::sync::OwnedMutexGuard<()> {
 /// A lock's identity: 64 bits of a hash of what it protects. A collision
 /// only serialises two unrelated jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(i64);
+pub(crate) struct Key(i64);
 
 impl Key {
-    pub fn email(email: &str) -> Self {
+    pub(crate) fn email(email: &str) -> Self {
         Self::hash(b"email:", email.as_bytes())
     }
 
-    pub fn user(id: Uuid) -> Self {
+    pub(crate) fn user(id: Uuid) -> Self {
         Self::hash(b"user:", id.as_bytes())
     }
 
@@ -71,13 +71,13 @@ impl Key {
 }
 
 /// A pooled connection and the advisory locks it holds.
-pub struct Locks {
+pub(crate) struct Locks {
     conn: Option<PoolConnection<Postgres>>,
     held: BTreeSet<Key>,
 }
 
 impl Locks {
-    pub async fn new(db: &RunPool) -> Result<Self, sqlx::Error> {
+    pub(crate) async fn new(db: &RunPool) -> Result<Self, sqlx::Error> {
         Ok(Self {
             conn: Some(db.pool().acquire().await?),
             held: BTreeSet::new(),
@@ -85,17 +85,17 @@ impl Locks {
     }
 
     /// The connection the job reads and writes the roster through.
-    pub fn conn(&mut self) -> &mut PgConnection {
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect("present until dropped")
     }
 
-    pub fn holds_all(&self, keys: &BTreeSet<Key>) -> bool {
+    pub(crate) fn holds_all(&self, keys: &BTreeSet<Key>) -> bool {
         keys.is_subset(&self.held)
     }
 
     /// Adds `keys` to the held set. What was read before may be stale
     /// afterwards (locks may have been dropped and taken again): read again.
-    pub async fn take(&mut self, keys: &BTreeSet<Key>) -> Result<(), sqlx::Error> {
+    pub(crate) async fn take(&mut self, keys: &BTreeSet<Key>) -> Result<(), sqlx::Error> {
         let missing: Vec<Key> = keys.difference(&self.held).copied().collect();
         if missing.is_empty() {
             return Ok(());
@@ -130,7 +130,7 @@ impl Locks {
         Ok(())
     }
 
-    pub async fn release(&mut self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn release(&mut self) -> Result<(), sqlx::Error> {
         if !self.held.is_empty() {
             sqlx::query!("select pg_advisory_unlock_all()")
                 .execute(self.conn())

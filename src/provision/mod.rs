@@ -36,8 +36,8 @@
 //! its link is still found and banned. Jobs of unrelated people take
 //! disjoint locks and run in parallel, in any number of replicas.
 
-pub mod locks;
-pub mod person;
+pub(crate) mod locks;
+pub(crate) mod person;
 pub mod provider;
 pub mod reconcile;
 pub mod worker;
@@ -55,14 +55,15 @@ use uuid::Uuid;
 
 /// Fixed namespace for the deterministic auth user ids (UUIDv5 of the
 /// canonical email): a retried create can never make a second user.
-pub const USER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1e_2c3a_8b4d_4e5f_9a0b_1c2d_3e4f_5a6b);
+pub(crate) const USER_ID_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6f1e_2c3a_8b4d_4e5f_9a0b_1c2d_3e4f_5a6b);
 
-pub fn deterministic_id(email: &Email) -> Uuid {
+pub(crate) fn deterministic_id(email: &Email) -> Uuid {
     Uuid::new_v5(&USER_ID_NAMESPACE, email.as_str().as_bytes())
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
+pub(crate) enum ProvisionError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error("database: {0}")]
@@ -71,14 +72,14 @@ pub enum ProvisionError {
 
 impl ProvisionError {
     /// Worth retrying later: provider 429/5xx/timeouts and our own database.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Self::Provider(e) => e.is_transient(),
             Self::Db(_) => true,
         }
     }
 
-    pub fn retry_after(&self) -> Option<std::time::Duration> {
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::Provider(ProviderError::Transient { retry_after, .. }) => *retry_after,
             _ => None,
@@ -89,7 +90,7 @@ impl ProvisionError {
 /// Brings one person's auth user(s) to the state their holder row asks
 /// for, and reports what it did. No database row lock or transaction is held
 /// while the provider is called; the person's advisory locks are.
-pub async fn provision_person(
+pub(crate) async fn provision_person(
     db: &RunPool,
     provider: &dyn AuthProvider,
     email: &Email,

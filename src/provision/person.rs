@@ -13,28 +13,28 @@ use uuid::Uuid;
 
 /// The newest live row carrying the email.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub row_id: String,
-    pub status: RowStatus,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    pub auth_user_id: Option<Uuid>,
+pub(crate) struct Holder {
+    pub(crate) row_id: String,
+    pub(crate) status: RowStatus,
+    pub(crate) name: Option<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) auth_user_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
-    pub email: Email,
-    pub holder: Option<Holder>,
+pub(crate) struct Person {
+    pub(crate) email: Email,
+    pub(crate) holder: Option<Holder>,
     /// Auth users linked to rows that carry this email but do not hold it
     /// (deleted rows, older conflicting rows): none of them may log in as
     /// this person.
-    pub other_links: Vec<Uuid>,
+    pub(crate) other_links: Vec<Uuid>,
     seen_rows: bool,
 }
 
 impl Person {
     /// The profile the auth user must have when the person is active.
-    pub fn desired(&self) -> Option<Profile> {
+    pub(crate) fn desired(&self) -> Option<Profile> {
         let h = self
             .holder
             .as_ref()
@@ -48,20 +48,20 @@ impl Person {
     }
 
     /// Every auth user linked to a row carrying this email.
-    pub fn links(&self) -> impl Iterator<Item = Uuid> + '_ {
+    pub(crate) fn links(&self) -> impl Iterator<Item = Uuid> + '_ {
         self.holder_link()
             .into_iter()
             .chain(self.other_links.iter().copied())
     }
 
-    pub fn holder_link(&self) -> Option<Uuid> {
+    pub(crate) fn holder_link(&self) -> Option<Uuid> {
         self.holder.as_ref().and_then(|h| h.auth_user_id)
     }
 }
 
 /// Who holds the person's email at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Occupant {
+pub(crate) enum Occupant {
     /// Not looked up: the person is active and the provider's uniqueness
     /// check on create or email change will tell if someone is there (a
     /// new person then costs one provider call, not two).
@@ -74,18 +74,18 @@ pub enum Occupant {
 /// under the person's locks (see `super::locks`), so nothing in it changes
 /// between the decision and the acts.
 #[derive(Debug, Clone)]
-pub struct Facts {
-    pub person: Person,
+pub(crate) struct Facts {
+    pub(crate) person: Person,
     /// The provider's state of every user in `person.links()`; a user the
     /// provider no longer has is absent.
-    pub linked: HashMap<Uuid, AuthUser>,
-    pub occupant: Occupant,
+    pub(crate) linked: HashMap<Uuid, AuthUser>,
+    pub(crate) occupant: Occupant,
 }
 
 /// One act on the provider or the links, in the order [`Plan::steps`]
 /// lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Moves a user off the person's email onto a placeholder address, so
     /// the person's own user can have it. A user following its record to
     /// another email keeps its login and that email's job is queued; any
@@ -106,14 +106,14 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub action: Action,
-    pub steps: Vec<Step>,
+pub(crate) struct Plan {
+    pub(crate) action: Action,
+    pub(crate) steps: Vec<Step>,
 }
 
 /// What deciding needs first, when the facts are not enough.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Act(Plan),
     /// Ask the provider who has the email, then decide again.
     LookUp,
@@ -123,7 +123,7 @@ pub enum Decision {
 }
 
 /// The changes that bring an existing user to the desired profile.
-pub fn diff(user: &AuthUser, desired: &Profile) -> UserUpdate {
+pub(crate) fn diff(user: &AuthUser, desired: &Profile) -> UserUpdate {
     let same_profile = user.email.eq_ignore_ascii_case(&desired.email)
         && user.name == desired.name
         && user.roles == desired.roles
@@ -148,7 +148,7 @@ fn in_transit(link: Option<&LinkRow>, email: &Email) -> Option<String> {
 /// email (adopted), else a new one; every other user linked to a row
 /// carrying the email is banned; with no active holder, every such user
 /// is banned, and so is a user of ours that sits on the email unlinked.
-pub fn decide(f: &Facts) -> Decision {
+pub(crate) fn decide(f: &Facts) -> Decision {
     let person = &f.person;
     let linked = f
         .person
@@ -254,7 +254,7 @@ pub fn decide(f: &Facts) -> Decision {
 }
 
 impl Person {
-    pub fn new(email: Email) -> Self {
+    pub(crate) fn new(email: Email) -> Self {
         Self {
             email,
             holder: None,
@@ -265,7 +265,7 @@ impl Person {
 
     /// The person from the rows carrying its email, holder first (as
     /// `roster::store` reads them).
-    pub fn from_rows(email: Email, rows: Vec<PersonRow>) -> Self {
+    pub(crate) fn from_rows(email: Email, rows: Vec<PersonRow>) -> Self {
         let mut person = Self::new(email);
         rows.into_iter().for_each(|r| person.push(r));
         person
@@ -273,7 +273,7 @@ impl Person {
 
     /// Adds a row carrying this email. Rows must come holder first, as
     /// the roster's holder rule orders them (`roster::store::person_rows`).
-    pub fn push(&mut self, r: PersonRow) {
+    pub(crate) fn push(&mut self, r: PersonRow) {
         let first = self.holder.is_none() && !self.seen_rows;
         self.seen_rows = true;
         if first && r.status != RowStatus::Deleted {
@@ -291,7 +291,7 @@ impl Person {
 }
 
 /// Reads the person through the roster: its rows, holder first.
-pub async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx::Error> {
+pub(crate) async fn load(conn: &mut PgConnection, email: &Email) -> Result<Person, sqlx::Error> {
     let rows = store::person_rows(conn, email).await?;
     Ok(Person::from_rows(email.clone(), rows))
 }

@@ -44,7 +44,7 @@ impl Report {
     }
 
     /// The block operators know, with the orphans line added.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "  Provisioning auth users from roster\n\n  created: {}\n  restored: {}\n  decommissioned: {}\n  updated: {}\n  unchanged: {}\n  unmanaged: {}\n  orphaned: {}\n  failed: {}\n\n  Reconciliation complete\n",
             self.created, self.restored, self.decommissioned, self.updated, self.unchanged, self.unmanaged, self.orphaned, self.failed

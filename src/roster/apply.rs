@@ -25,7 +25,7 @@ pub enum Outcome {
 impl Outcome {
     /// What the event is stored with; `None` for a duplicate, which
     /// stores nothing.
-    pub fn stored(self) -> Option<EventOutcome> {
+    pub(crate) fn stored(self) -> Option<EventOutcome> {
         match self {
             Self::Applied => Some(EventOutcome::Applied),
             Self::Stale => Some(EventOutcome::Stale),
@@ -292,11 +292,11 @@ async fn try_batch(
 
 /// The result of applying a stored event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reapplied {
-    pub event_type: EventType,
-    pub user_id: String,
-    pub outcome: EventOutcome,
-    pub error: Option<String>,
+pub(crate) struct Reapplied {
+    pub(crate) event_type: EventType,
+    pub(crate) user_id: String,
+    pub(crate) outcome: EventOutcome,
+    pub(crate) error: Option<String>,
 }
 
 /// Applies a stored event again through the apply path, with no signature
@@ -308,7 +308,7 @@ pub struct Reapplied {
 /// stored while it was dated too far in the future (before that rule, or
 /// under a larger `MAX_EVENT_FUTURE_SECS`) is `failed` with the reason,
 /// and changes nothing, until its time has come.
-pub async fn reapply(
+pub(crate) async fn reapply(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     event_id: &EventId,
     actor: &str,
@@ -368,7 +368,7 @@ pub async fn reapply(
 
 /// Folds an event into its roster row and queues provisioning for every
 /// person the change touches (both emails when an email moves).
-pub async fn apply_to_roster(
+pub(crate) async fn apply_to_roster(
     conn: &mut PgConnection,
     event: &UserEvent,
     roles: &RoleMap,

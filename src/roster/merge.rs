@@ -5,23 +5,23 @@ use crate::roles::RoleMap;
 use crate::state::RowStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileRegister {
-    pub profile: Profile,
+pub(crate) struct ProfileRegister {
+    pub(crate) profile: Profile,
     /// Roles derived from the groups when the profile was written (§7).
-    pub roles: Vec<String>,
-    pub key: OrderKey,
+    pub(crate) roles: Vec<String>,
+    pub(crate) key: OrderKey,
 }
 
 /// A roster row's state: each register holds the newest event of its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registers {
-    pub profile: Option<ProfileRegister>,
-    pub deletion: Option<OrderKey>,
+    pub(crate) profile: Option<ProfileRegister>,
+    pub(crate) deletion: Option<OrderKey>,
 }
 
 impl Registers {
     /// The newest order key either register holds.
-    pub fn newest(&self) -> &OrderKey {
+    pub(crate) fn newest(&self) -> &OrderKey {
         match (&self.profile, &self.deletion) {
             (Some(p), Some(d)) => std::cmp::max(&p.key, d),
             (Some(p), None) => &p.key,
@@ -32,7 +32,7 @@ impl Registers {
 
     /// `deleted` when the deletion is newer than the profile; the database
     /// derives the same in its generated `status` column.
-    pub fn status(&self) -> RowStatus {
+    pub(crate) fn status(&self) -> RowStatus {
         match (&self.profile, &self.deletion) {
             (Some(p), Some(d)) if d <= &p.key => profile_status(&p.profile),
             (Some(p), None) => profile_status(&p.profile),
@@ -40,7 +40,7 @@ impl Registers {
         }
     }
 
-    pub fn email(&self) -> Option<&Email> {
+    pub(crate) fn email(&self) -> Option<&Email> {
         self.profile.as_ref().map(|p| &p.profile.email)
     }
 }
@@ -53,19 +53,19 @@ fn profile_status(p: &Profile) -> RowStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Merged {
-    pub row: Registers,
+pub(crate) struct Merged {
+    pub(crate) row: Registers,
     /// The event was not newer than everything the row had seen.
-    pub stale: bool,
+    pub(crate) stale: bool,
     /// The event wrote its register (so the row must be saved and the
     /// people it concerns re-provisioned).
-    pub changed: bool,
+    pub(crate) changed: bool,
 }
 
 /// Folds one event into a row. A stale event still fills its own register
 /// when that register is older, which is what makes the result independent
 /// of delivery order.
-pub fn merge(current: Option<&Registers>, event: &UserEvent, roles: &RoleMap) -> Merged {
+pub(crate) fn merge(current: Option<&Registers>, event: &UserEvent, roles: &RoleMap) -> Merged {
     let stale = current.is_some_and(|c| &event.key <= c.newest());
     let mut row = current.cloned().unwrap_or(Registers {
         profile: None,

@@ -5,9 +5,8 @@
 
 pub mod apply;
 pub mod import;
-pub mod merge;
+pub(crate) mod merge;
 pub mod store;
 
 pub use crate::state::Source;
 pub use apply::{ingest, ApplyError, Outcome};
-pub use merge::{ProfileRegister, Registers};

@@ -16,7 +16,7 @@ pub(super) struct Checked {
 
 impl AirtableConfig {
     /// Everything [`AirtableDirectory::new`] would refuse, in its words.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         Checked::of(self).map(|_| ())
     }
 }

@@ -36,8 +36,8 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<N
 /// request slot would come after `queue_until`, and cut at `deadline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    pub deadline: Instant,
-    pub queue_until: Instant,
+    pub(crate) deadline: Instant,
+    pub(crate) queue_until: Instant,
 }
 
 /// A bare deadline waits in line for as long as it lasts.

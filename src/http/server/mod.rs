@@ -13,7 +13,7 @@
 
 mod connection;
 
-pub use crate::config::HttpLimits as Limits;
+pub(crate) use crate::config::HttpLimits as Limits;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,19 +24,19 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Connections currently open (gauge).
-pub const OPEN_CONNECTIONS: &str = "rosterd_http_connections_open";
+pub(crate) const OPEN_CONNECTIONS: &str = "rosterd_http_connections_open";
 /// Connections closed because the client was too slow, by `timeout`
 /// (`header`, `body`, `idle`).
-pub const CLIENT_TIMEOUTS: &str = "rosterd_http_client_timeouts_total";
+pub(crate) const CLIENT_TIMEOUTS: &str = "rosterd_http_client_timeouts_total";
 
 /// Connections beyond the cap wait here. The kernel lowers it to
 /// `net.core.somaxconn` (4096 by default since Linux 5.4); a burst beyond
 /// it has SYNs dropped (clients retry them) or answered with SYN cookies.
-pub const LISTEN_BACKLOG: u32 = 4096;
+pub(crate) const LISTEN_BACKLOG: u32 = 4096;
 
 /// Listens on `addr` with [`LISTEN_BACKLOG`] (`TcpListener::bind` keeps
 /// 1,024).
-pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -51,7 +51,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
 /// then stops accepting, answers the requests in flight and returns once
 /// every connection is closed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-pub struct Metered {
+pub(crate) struct Metered {
     inner: Arc<dyn AuthProvider>,
 }
 
 impl Metered {
-    pub fn wrap(inner: Arc<dyn AuthProvider>) -> Arc<dyn AuthProvider> {
+    pub(crate) fn wrap(inner: Arc<dyn AuthProvider>) -> Arc<dyn AuthProvider> {
         Arc::new(Self { inner })
     }
 }

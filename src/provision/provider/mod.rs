@@ -3,7 +3,7 @@
 //! this trait is written once.
 
 pub mod local;
-pub mod metered;
+pub(crate) mod metered;
 pub mod supabase;
 
 use serde::{Deserialize, Serialize};
@@ -11,14 +11,14 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// How long a ban lasts: ~100 years, the convention for "decommissioned".
-pub const BAN_DURATION: &str = "876000h";
+pub(crate) const BAN_DURATION: &str = "876000h";
 
 /// `app_metadata.managed_by` on every auth user rosterd creates or adopts:
 /// ownership is recorded at the provider too, so a user that lost its
 /// roster link (a crash between create and link, an operator's SQL) is
 /// still known to be rosterd's to ban. Users without it are never touched
 /// unless the contract's adoption rule hands them to a person.
-pub const MANAGED_BY: &str = "rosterd";
+pub(crate) const MANAGED_BY: &str = "rosterd";
 
 /// An auth user as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     pub line: usize,
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     pub reason: String,
 }
 
@@ -13,14 +13,14 @@ pub struct Rejected {
 pub struct Report {
     pub created: u64,
     pub updated: u64,
-    pub deleted: u64,
+    pub(crate) deleted: u64,
     pub unchanged: u64,
     pub rejected: Vec<Rejected>,
 }
 
 impl Report {
     /// The counters under `title` (e.g. "Pushing roster from roster.yaml").
-    pub fn render(&self, title: &str, dry_run: bool) -> String {
+    pub(crate) fn render(&self, title: &str, dry_run: bool) -> String {
         let mut out = format!(
             "  {title}\n\n  created: {}\n  updated: {}\n  deleted: {}\n  unchanged: {}\n  rejected: {}\n",
             self.created,

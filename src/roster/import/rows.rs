@@ -95,7 +95,7 @@ impl YamlLine {
 }
 
 impl<R: BufRead> YamlRows<R> {
-    pub fn new(input: R) -> Self {
+    pub(crate) fn new(input: R) -> Self {
         Self {
             lines: input.lines(),
             read: 0,
@@ -241,7 +241,7 @@ pub(crate) struct CsvRows<R: std::io::Read> {
 }
 
 impl<R: std::io::Read> CsvRows<R> {
-    pub fn new(input: R) -> Result<Self, Malformed> {
+    pub(crate) fn new(input: R) -> Result<Self, Malformed> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(input);

@@ -14,14 +14,14 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
-    pub fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         Ok(Self {
             file: std::io::BufWriter::new(tempfile::tempfile()?),
             rows: 0,
         })
     }
 
-    pub fn push(&mut self, fields: &Map<String, Value>) -> std::io::Result<()> {
+    pub(crate) fn push(&mut self, fields: &Map<String, Value>) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.file, fields)?;
         self.file.write_all(b"\n")?;
         self.rows += 1;
@@ -31,7 +31,7 @@ impl Spool {
     /// How many rows were pushed, and the rows from the start, numbered
     /// from 1. A row that cannot be read back ends them early, which
     /// [`super::import`] refuses before it prunes anything.
-    pub fn into_rows(self) -> std::io::Result<(usize, impl Iterator<Item = Row> + Send)> {
+    pub(crate) fn into_rows(self) -> std::io::Result<(usize, impl Iterator<Item = Row> + Send)> {
         let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.seek(std::io::SeekFrom::Start(0))?;
         let rows = std::io::BufReader::new(file)

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 /// The batch form of [`insert_event`], each with its outcome.
-pub async fn insert_events(
+pub(crate) async fn insert_events(
     conn: &mut PgConnection,
     events: &[(&ParsedBody, EventOutcome)],
     source: Source,
@@ -45,7 +45,7 @@ pub async fn insert_events(
 /// until that transaction ends, which is what makes 20 simultaneous
 /// deliveries apply once. With `failure`, the event is stored as `failed`
 /// with that error (the database refused to apply it).
-pub async fn insert_event(
+pub(crate) async fn insert_event(
     conn: &mut PgConnection,
     event: &UserEvent,
     payload: &serde_json::Value,
@@ -79,12 +79,12 @@ pub async fn insert_event(
 }
 
 /// What dedup needs to know about an event already stored.
-pub struct StoredEvent {
-    pub payload_hash: Vec<u8>,
-    pub outcome: EventOutcome,
+pub(crate) struct StoredEvent {
+    pub(crate) payload_hash: Vec<u8>,
+    pub(crate) outcome: EventOutcome,
 }
 
-pub async fn stored_event(
+pub(crate) async fn stored_event(
     conn: &mut PgConnection,
     event_id: &EventId,
 ) -> Result<Option<StoredEvent>, sqlx::Error> {
@@ -99,13 +99,13 @@ pub async fn stored_event(
 }
 
 /// A stored event, locked so two replays of it run one after the other.
-pub struct LockedEvent {
-    pub event_type: String,
-    pub user_id: String,
-    pub payload: serde_json::Value,
+pub(crate) struct LockedEvent {
+    pub(crate) event_type: String,
+    pub(crate) user_id: String,
+    pub(crate) payload: serde_json::Value,
 }
 
-pub async fn lock_event(
+pub(crate) async fn lock_event(
     conn: &mut PgConnection,
     event_id: &EventId,
 ) -> Result<Option<LockedEvent>, sqlx::Error> {
@@ -120,7 +120,10 @@ pub async fn lock_event(
 }
 
 /// Whether a stored event's payload was dropped by `rosterd prune`.
-pub async fn is_pruned(conn: &mut PgConnection, event_id: &EventId) -> Result<bool, sqlx::Error> {
+pub(crate) async fn is_pruned(
+    conn: &mut PgConnection,
+    event_id: &EventId,
+) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query_scalar!(
         r#"select pruned_at is not null as "pruned!" from inbound_events where event_id = $1"#,
         event_id.as_str()
@@ -131,7 +134,7 @@ pub async fn is_pruned(conn: &mut PgConnection, event_id: &EventId) -> Result<bo
 }
 
 /// Writes a re-application's result onto the event and into its history.
-pub async fn record_reapply(
+pub(crate) async fn record_reapply(
     conn: &mut PgConnection,
     event_id: &EventId,
     outcome: EventOutcome,
@@ -156,7 +159,7 @@ pub async fn record_reapply(
     Ok(())
 }
 
-pub async fn set_event_outcome(
+pub(crate) async fn set_event_outcome(
     conn: &mut PgConnection,
     event_id: &EventId,
     outcome: EventOutcome,

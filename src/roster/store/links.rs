@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 /// The roster row an auth user is linked to, as far as deciding needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRow {
-    pub email: Option<String>,
-    pub live: bool,
+pub(crate) struct LinkRow {
+    pub(crate) email: Option<String>,
+    pub(crate) live: bool,
 }
 
 /// Every roster link: which row (email, live) each linked user belongs to.

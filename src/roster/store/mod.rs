@@ -15,16 +15,15 @@ mod links;
 mod people;
 mod rows;
 
-pub use events::{
+pub(crate) use events::{
     insert_event, insert_events, is_pruned, lock_event, record_reapply, set_event_outcome,
-    stored_event, LockedEvent, StoredEvent,
+    stored_event,
 };
-pub use links::LinkRow;
+pub(crate) use links::LinkRow;
 pub(crate) use links::{all_links, link, link_new, link_row};
 pub(crate) use people::{each_person, person_rows};
-pub use people::{
-    email_conflicts, holder_of, login_row_by_email, login_row_by_id, LoginRow, PersonRow,
-};
+pub use people::{email_conflicts, holder_of};
+pub(crate) use people::{login_row_by_email, login_row_by_id, LoginRow, PersonRow};
 pub use rows::{
     compare, email_of, insert_row, insert_rows, live_ids, lock_row, lock_rows, read_rows,
     update_row, update_rows, Comparison,

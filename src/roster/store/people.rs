@@ -22,13 +22,13 @@ fn holder_first<T>(rows: &mut [T], status: impl Fn(&T) -> RowStatus) {
 }
 
 /// A roster row as provisioning reads it.
-pub struct PersonRow {
-    pub id: String,
-    pub email: String,
-    pub status: RowStatus,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    pub auth_user_id: Option<Uuid>,
+pub(crate) struct PersonRow {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) status: RowStatus,
+    pub(crate) name: Option<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) auth_user_id: Option<Uuid>,
 }
 
 /// The rows carrying `email`, holder first.
@@ -109,20 +109,20 @@ pub async fn holder_of(
 
 /// What the login lookup needs about a record, in one indexed query.
 #[derive(Debug, Clone)]
-pub struct LoginRow {
-    pub id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub status: RowStatus,
-    pub roles: Vec<String>,
-    pub auth_user_id: Option<uuid::Uuid>,
+pub(crate) struct LoginRow {
+    pub(crate) id: String,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) status: RowStatus,
+    pub(crate) roles: Vec<String>,
+    pub(crate) auth_user_id: Option<uuid::Uuid>,
     /// A provisioning job is queued or running for this person.
-    pub pending: bool,
+    pub(crate) pending: bool,
 }
 
 /// The holder of `email` (or, when no live row carries it, the newest
 /// deleted one, so the answer can say "deleted").
-pub async fn login_row_by_email(
+pub(crate) async fn login_row_by_email(
     conn: &mut PgConnection,
     email: &Email,
 ) -> Result<Option<LoginRow>, sqlx::Error> {
@@ -141,7 +141,7 @@ pub async fn login_row_by_email(
     Ok(rows.into_iter().next())
 }
 
-pub async fn login_row_by_id(
+pub(crate) async fn login_row_by_id(
     conn: &mut PgConnection,
     id: &RecordId,
 ) -> Result<Option<LoginRow>, sqlx::Error> {
