@@ -6,6 +6,7 @@
 #   make test           test suite against a throwaway cluster (or $DATABASE_URL),
 #                       then schemathesis against the real server (whole suite only)
 #   make schemathesis   only the schemathesis run (scripts/schemathesis.sh)
+#   make scim-suites    only the SCIM conformance suites (scripts/scim-suites.sh)
 #   make soak           the black-box convergence test with 1,000 histories
 #   make bench          release build + benchmarks on a throwaway durable cluster;
 #                       prints figures, asserts nothing (see scripts/bench.sh)
@@ -24,7 +25,7 @@ TEST_ARGS  ?=
 PGDIR      := .data/postgres
 PG         := scripts/pg.sh
 
-.PHONY: run db-start db-stop db-url psql test schemathesis soak bench lint sqlx-prepare clean-db
+.PHONY: run db-start db-stop db-url psql test schemathesis scim-suites soak bench lint sqlx-prepare clean-db
 
 # `exec` hands the shell's place to cargo, so Ctrl-C stops the service.  The
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
@@ -55,6 +56,9 @@ test:
 
 schemathesis:
 	scripts/schemathesis.sh
+
+scim-suites:
+	scripts/scim-suites.sh
 
 # The black-box convergence test at length: both providers, one and two
 # replicas, STRESS_HISTORIES histories each (Supabase's split between the

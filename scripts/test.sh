@@ -3,10 +3,11 @@
 #
 #   scripts/test.sh [cargo test args...]      (also: make test)
 #
-# Without arguments (the whole suite) it then runs scripts/schemathesis.sh:
-# openapi.yaml against the real server, every operation. With arguments (a
-# targeted run) it does not, unless SCHEMATHESIS=1; SCHEMATHESIS=0 skips it
-# always.
+# Without arguments (the whole suite) it then runs scripts/schemathesis.sh
+# (openapi.yaml against the real server, every operation) and
+# scripts/scim-suites.sh (the SCIM conformance suites against it). With
+# arguments (a targeted run) it does not, unless SCHEMATHESIS=1;
+# SCHEMATHESIS=0 skips both always.
 #
 # If DATABASE_URL is set it is used as is; it must allow CREATE DATABASE,
 # because #[sqlx::test] creates a database per test from it.  Otherwise a
@@ -89,5 +90,7 @@ schemathesis=${SCHEMATHESIS:-}
 if [[ $schemathesis == 1 ]]; then
     # Its own cluster and server; this one's DATABASE_URL stays untouched.
     scripts/schemathesis.sh || { st=$?; ((status)) || status=$st; }
+    # Likewise the SCIM conformance suites.
+    scripts/scim-suites.sh || { st=$?; ((status)) || status=$st; }
 fi
 exit "$status"

@@ -46,6 +46,11 @@ impl BearerTokens {
     /// Comma-separated `name:token` pairs. Errors name the entry's position
     /// (and its name once known), never the token.
     pub fn parse_named(list: Option<&SecretString>) -> Result<Self, String> {
+        Self::parse_named_min(list, MIN_NAMED_TOKEN_LEN)
+    }
+
+    /// [`Self::parse_named`] with tokens of at least `min_len` characters.
+    pub fn parse_named_min(list: Option<&SecretString>, min_len: usize) -> Result<Self, String> {
         let Some(list) = list else {
             return Ok(Self::default());
         };
@@ -67,9 +72,9 @@ impl BearerTokens {
                     "entry {n}: the name must be 1-64 characters of A-Z a-z 0-9 . _ @ -"
                 ));
             }
-            if token.len() < MIN_NAMED_TOKEN_LEN {
+            if token.len() < min_len {
                 return Err(format!(
-                    "entry {n} ({name}): the token must be at least {MIN_NAMED_TOKEN_LEN} characters"
+                    "entry {n} ({name}): the token must be at least {min_len} characters"
                 ));
             }
             if entries.iter().any(|(other, _)| other == name) {

@@ -234,6 +234,7 @@ pub fn routes(config: &Config) -> http::Routes {
     let mut routes = http::ops::router()
         .merge(http::lookup::router())
         .merge(http::admin::router())
+        .merge(crate::scim::router())
         .merge(console::router());
     if config.webhook_enabled {
         routes = routes.merge(http::inbound::router(config.max_body_bytes));

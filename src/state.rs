@@ -173,6 +173,7 @@ text_enum! {
         Replay = "replay",
         Readthrough = "readthrough",
         Import = "import",
+        Scim = "scim",
     }
 }
 

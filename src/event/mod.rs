@@ -7,6 +7,7 @@
 //! `ids.rs` holds the checked values, `parse.rs` the rules field by field,
 //! `nul.rs` the one rule that covers every string.
 
+mod details;
 mod ids;
 mod minted;
 mod nul;
@@ -14,6 +15,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use details::{Details, EmailEntry, NameParts};
 pub use ids::{Email, EventId, EventType, ProfileStatus, RecordId};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -93,6 +95,8 @@ pub(crate) struct Profile {
     pub name: Option<String>,
     pub(crate) status: ProfileStatus,
     pub(crate) groups: Vec<String>,
+    /// Everything else the source said about the person (`user.details`).
+    pub(crate) details: Option<Box<Details>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

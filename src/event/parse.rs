@@ -3,8 +3,8 @@
 
 use super::nul::find_nul;
 use super::{
-    Change, Email, EventId, EventRules, EventType, FieldError, OrderKey, Profile, ProfileStatus,
-    RecordId, UserEvent,
+    Change, Details, Email, EventId, EventRules, EventType, FieldError, OrderKey, Profile,
+    ProfileStatus, RecordId, UserEvent,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -96,12 +96,17 @@ impl Fields {
         let name = self.optional(u, "name", "user.name", parse_name);
         let status = self.optional(u, "status", "user.status", ProfileStatus::parse);
         let groups = parse_groups(self, u.get("groups"));
-        let profile = match (email, name, status, groups) {
-            (Some(email), Some(name), Some(status), Some(groups)) => Some(Profile {
+        let details = self.checked(
+            "user.details",
+            Details::parse(u.get("details").unwrap_or(&Value::Null)).map(|d| d.map(Box::new)),
+        );
+        let profile = match (email, name, status, groups, details) {
+            (Some(email), Some(name), Some(status), Some(groups), Some(details)) => Some(Profile {
                 email,
                 name,
                 status: status.unwrap_or(ProfileStatus::Active),
                 groups,
+                details,
             }),
             _ => None,
         };

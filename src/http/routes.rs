@@ -40,6 +40,42 @@ impl Routes {
         self.add(Method::POST, path, routing::post(handler))
     }
 
+    pub(crate) fn put<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(Method::PUT, path, routing::put(handler))
+    }
+
+    pub(crate) fn patch<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(Method::PATCH, path, routing::patch(handler))
+    }
+
+    pub(crate) fn delete<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(Method::DELETE, path, routing::delete(handler))
+    }
+
+    /// Every method on `path`, answered by `handler`, and kept out of the
+    /// tables: a catch-all that gives a prefix its own 404 (SCIM clients
+    /// expect a SCIM error body), not an operation of the API.
+    pub(crate) fn catch_all<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, routing::any(handler));
+        self
+    }
+
     /// An HTML page of the operator console (`GET`).
     pub(crate) fn page_get<H, T>(mut self, path: &'static str, handler: H) -> Self
     where

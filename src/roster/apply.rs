@@ -290,6 +290,34 @@ async fn try_batch(
     Ok(outcomes.into_iter().map(Outcome::from).collect())
 }
 
+/// Records and applies an event rosterd minted for `source` (SCIM) inside
+/// the caller's transaction, which holds the row's lock and decided the
+/// change from what it read: read, decide and write commit as one, and a
+/// refused change rolls back with the request. The id is fresh, so there
+/// is no duplicate to look for.
+pub(crate) async fn apply_minted(
+    conn: &mut PgConnection,
+    body: &ParsedBody,
+    source: Source,
+    roles: &RoleMap,
+) -> Result<EventOutcome, sqlx::Error> {
+    let event = &body.event;
+    let fresh =
+        store::insert_event(conn, event, &body.payload, &body.payload_hash, source, None).await?;
+    if !fresh {
+        return Err(sqlx::Error::Protocol(format!(
+            "minted event id {} is already stored",
+            event.key.event_id
+        )));
+    }
+    let outcome = apply_to_roster(conn, event, roles).await?;
+    if outcome == EventOutcome::Stale {
+        store::set_event_outcome(conn, &event.key.event_id, outcome).await?;
+    }
+    crate::metrics::event(source, event.event_type.as_str(), outcome.as_str());
+    Ok(outcome)
+}
+
 /// The result of applying a stored event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reapplied {

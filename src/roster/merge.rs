@@ -125,6 +125,7 @@ mod tests {
             name: None,
             status,
             groups: vec![],
+            details: None,
         })
     }
 

@@ -25,6 +25,8 @@ pub const SECRET: &str = "test-secret-0123456789";
 pub const LOGIN_TOKEN: &str = "login-token-0123456789";
 /// The operator's admin token in tests; its name is `ops`.
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+/// The identity provider's SCIM token in tests; its name is `okta`.
+pub const SCIM_TOKEN: &str = "scim-token-0123456789abcdef0123456789";
 /// A Standard Webhooks secret: base64 of 24 key bytes.
 pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -45,6 +47,10 @@ pub fn config() -> Config {
         login_tokens: rosterd::bearer::BearerTokens::parse(Some(&LOGIN_TOKEN.to_string().into())),
         admin_tokens: rosterd::bearer::BearerTokens::parse_named(Some(
             &format!("ops:{ADMIN_TOKEN}").into(),
+        ))
+        .unwrap(),
+        scim_tokens: rosterd::bearer::BearerTokens::parse_named(Some(
+            &format!("okta:{SCIM_TOKEN}").into(),
         ))
         .unwrap(),
         directory: None,

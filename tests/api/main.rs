@@ -27,6 +27,7 @@ mod push;
 mod readthrough;
 mod reconcile;
 mod rls;
+mod scim;
 mod shutdown;
 mod signatures;
 mod slow_clients;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every table of ours except the roster.
-const OTHER_TABLES: [&str; 7] = [
+const OTHER_TABLES: [&str; 8] = [
     "inbound_events",
     "provisioning_jobs",
     "provisioning_attempts",
@@ -19,6 +19,7 @@ const OTHER_TABLES: [&str; 7] = [
     "audit_log",
     "event_replays",
     "console_sessions",
+    "scim_groups",
 ];
 
 /// The columns `authenticated` may read.
@@ -131,6 +132,11 @@ async fn populate(db: &PgPool) {
     .execute(db)
     .await
     .unwrap();
+    // Written by an identity provider over SCIM.
+    sqlx::query("insert into scim_groups (id, display_name) values (gen_random_uuid(), 'admins')")
+        .execute(db)
+        .await
+        .unwrap();
     for table in OTHER_TABLES {
         let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
             .fetch_one(db)

@@ -156,3 +156,54 @@ pub(crate) async fn login_row_by_id(
     .fetch_optional(conn)
     .await
 }
+
+/// Serialises claims on a SCIM `userName` and email until the transaction
+/// ends, so two requests cannot both find them free. Keys are taken in
+/// one order (no deadlock between two claims), in a key space of their
+/// own (two-part keys), apart from provisioning's locks.
+pub(crate) async fn lock_claims(
+    conn: &mut PgConnection,
+    user_name: &str,
+    email: &Email,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock(1396915529, k)
+         from (select distinct hashtext(lower(x)) as k from unnest(array[$1, $2]) x order by 1) keys",
+        user_name,
+        email.as_str()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether a live record other than `except` has the SCIM `userName`
+/// (its own, else its email), compared case-insensitively.
+pub(crate) async fn user_name_taken(
+    conn: &mut PgConnection,
+    user_name: &str,
+    except: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select exists (
+               select 1 from roster
+               where lower(coalesce(details->>'userName', email)) = lower($1)
+                 and status <> 'deleted' and id is distinct from $2) as "taken!""#,
+        user_name,
+        except
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether a live record other than `except` carries `email`.
+pub(crate) async fn held_elsewhere(
+    conn: &mut PgConnection,
+    email: &Email,
+    except: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let rows = person_rows(conn, email).await?;
+    Ok(rows
+        .iter()
+        .any(|r| r.status != RowStatus::Deleted && Some(r.id.as_str()) != except))
+}

@@ -23,6 +23,7 @@ struct RowRecord {
     profile_event_id: Option<String>,
     deleted_at: Option<DateTime<Utc>>,
     deleted_event_id: Option<String>,
+    details: Option<Value>,
 }
 
 impl RowRecord {
@@ -36,6 +37,12 @@ impl RowRecord {
                         self.profile_status.as_deref().unwrap_or_default(),
                     ))?,
                     groups: self.groups,
+                    details: self
+                        .details
+                        .map(serde_json::from_value)
+                        .transpose()
+                        .map_err(|e| sqlx::Error::Decode(format!("roster.details: {e}").into()))?
+                        .map(Box::new),
                 },
                 roles: self.roles,
                 key: OrderKey {
@@ -68,7 +75,7 @@ pub async fn lock_row(
     sqlx::query_as!(
         RowRecord,
         r#"select id, email, name, profile_status, groups, roles,
-                  profile_at, profile_event_id, deleted_at, deleted_event_id
+                  profile_at, profile_event_id, deleted_at, deleted_event_id, details
            from roster where id = $1 for update"#,
         id.as_str()
     )
@@ -87,7 +94,7 @@ pub async fn lock_rows(
     sqlx::query_as!(
         RowRecord,
         r#"select id, email, name, profile_status, groups, roles,
-                  profile_at, profile_event_id, deleted_at, deleted_event_id
+                  profile_at, profile_event_id, deleted_at, deleted_event_id, details
            from roster where id = any($1) order by id for update"#,
         ids
     )
@@ -106,7 +113,7 @@ pub async fn read_rows(
     sqlx::query_as!(
         RowRecord,
         r#"select id, email, name, profile_status, groups, roles,
-                  profile_at, profile_event_id, deleted_at, deleted_event_id
+                  profile_at, profile_event_id, deleted_at, deleted_event_id, details
            from roster where id = any($1)"#,
         ids
     )
@@ -129,7 +136,7 @@ fn rows_json(rows: &[(&RecordId, &Registers)]) -> Value {
                     "profile_status": c.status, "groups": c.groups, "roles": c.roles,
                     "profile_at": c.profile_at, "profile_event_id": c.profile_event_id,
                     "deleted_at": c.deleted_at, "deleted_event_id": c.deleted_event_id,
-                    "last_at": c.last_at, "last_event_id": c.last_event_id,
+                    "last_at": c.last_at, "last_event_id": c.last_event_id, "details": c.details,
                 })
             })
             .collect(),
@@ -145,9 +152,10 @@ pub async fn insert_rows(
     let inserted = sqlx::query_scalar!(
         r#"insert into roster (id, email, name, profile_status, groups, roles,
                                profile_at, profile_event_id, deleted_at, deleted_event_id,
-                               last_at, last_event_id)
+                               last_at, last_event_id, details)
            select id, email, name, profile_status, groups, roles,
-                  profile_at, profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id
+                  profile_at, profile_event_id, deleted_at, deleted_event_id, last_at, last_event_id,
+                  details
            from jsonb_populate_recordset(null::roster, $1)
            on conflict (id) do nothing
            returning id"#,
@@ -168,7 +176,7 @@ pub async fn update_rows(
                   groups = v.groups, roles = v.roles, profile_at = v.profile_at,
                   profile_event_id = v.profile_event_id, deleted_at = v.deleted_at,
                   deleted_event_id = v.deleted_event_id, last_at = v.last_at,
-                  last_event_id = v.last_event_id, updated_at = now()
+                  last_event_id = v.last_event_id, details = v.details, updated_at = now()
            from jsonb_populate_recordset(null::roster, $1) v
            where r.id = v.id"#,
         rows_json(rows)
@@ -227,6 +235,7 @@ struct Columns<'a> {
     deleted_event_id: Option<&'a str>,
     last_at: DateTime<Utc>,
     last_event_id: &'a str,
+    details: Option<Value>,
 }
 
 fn columns(row: &Registers) -> Columns<'_> {
@@ -244,6 +253,9 @@ fn columns(row: &Registers) -> Columns<'_> {
         deleted_event_id: row.deletion.as_ref().map(|d| d.event_id.as_str()),
         last_at: newest.at,
         last_event_id: newest.event_id.as_str(),
+        details: p
+            .and_then(|p| p.profile.details.as_ref())
+            .map(|d| serde_json::to_value(d).expect("details serialize")),
     }
 }
 
@@ -257,8 +269,8 @@ pub async fn insert_row(
     let inserted = sqlx::query_scalar!(
         r#"insert into roster (id, email, name, profile_status, groups, roles,
                                profile_at, profile_event_id, deleted_at, deleted_event_id,
-                               last_at, last_event_id)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               last_at, last_event_id, details)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            on conflict (id) do nothing
            returning true as "inserted!""#,
         id.as_str(),
@@ -273,6 +285,7 @@ pub async fn insert_row(
         c.deleted_event_id,
         c.last_at,
         c.last_event_id,
+        c.details,
     )
     .fetch_optional(conn)
     .await?;
@@ -288,7 +301,7 @@ pub async fn update_row(
     sqlx::query!(
         r#"update roster set email = $2, name = $3, profile_status = $4, groups = $5, roles = $6,
                   profile_at = $7, profile_event_id = $8, deleted_at = $9, deleted_event_id = $10,
-                  last_at = $11, last_event_id = $12, updated_at = now()
+                  last_at = $11, last_event_id = $12, details = $13, updated_at = now()
            where id = $1"#,
         id.as_str(),
         c.email,
@@ -302,6 +315,7 @@ pub async fn update_row(
         c.deleted_event_id,
         c.last_at,
         c.last_event_id,
+        c.details,
     )
     .execute(conn)
     .await?;
