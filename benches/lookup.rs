@@ -1,4 +1,8 @@
-//! Load generator for `GET /api/users/lookup` (run by `make bench`).
+//! Load generator for `GET /api/users/lookup` (run by `make bench`), and
+//! with `--scim` for what an identity provider asks of the same data:
+//! `GET /scim/v2/Users?filter=userName eq "p{i}@bench.example"` (each answer
+//! must find exactly that person), and `--scim-list`, one full paged
+//! listing (`count=100`) of every person, as a provider's import does.
 //!
 //! For each concurrency level C it sends R lookups of known people (emails
 //! `p{i}@bench.example`, i drawn uniformly from 1..=N, all seeded beforehand
@@ -32,6 +36,7 @@ mod load;
 use load::{append_summary, chain, print_errors, PhaseResult, TaskResult};
 
 const LOOKUP_PATH: &str = "/api/users/lookup";
+const SCIM_USERS_PATH: &str = "/scim/v2/Users";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,6 +66,13 @@ struct Args {
     /// scenario, C, requests, req/s, p50 ms, p99 ms, max ms, errors.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Ask SCIM's `userName eq` filter instead of the lookup; the token is
+    /// then one of SCIM_TOKENS.
+    #[arg(long)]
+    scim: bool,
+    /// Page through every SCIM User (`count=100`) once and report the rate.
+    #[arg(long)]
+    scim_list: bool,
     /// Passed by `cargo bench`; without it the program exits at once.
     #[arg(long, hide = true)]
     bench: bool,
@@ -98,14 +110,23 @@ async fn run(args: Args) -> Result<(), String> {
     let base = args.url.trim_end_matches('/').to_owned();
     check_ready(&base).await?;
     let target = Arc::new(Target {
-        url: format!("{base}{LOOKUP_PATH}"),
+        url: if args.scim || args.scim_list {
+            format!("{base}{SCIM_USERS_PATH}")
+        } else {
+            format!("{base}{LOOKUP_PATH}")
+        },
         auth: format!("Bearer {}", args.token),
         people: args.people,
+        scim: args.scim,
     });
+    if args.scim_list {
+        return list_all(&target).await;
+    }
+    let name = target.name();
 
     let mut summary = String::new();
     println!(
-        "lookup: {} requests per level over {} known people; {} warm-up requests per connection",
+        "{name}: {} requests per level over {} known people; {} warm-up requests per connection",
         args.requests, args.people, args.warmup
     );
     for &c in &args.concurrency {
@@ -114,14 +135,14 @@ async fn run(args: Args) -> Result<(), String> {
             let w = run_phase(&clients, &target, args.warmup * c, Some(args.warmup)).await;
             if w.errors > 0 {
                 println!(
-                    "lookup  C={c:<3} warm-up: {} of {} requests failed",
+                    "{name}  C={c:<3} warm-up: {} of {} requests failed",
                     w.errors, w.count
                 );
                 print_errors(&w);
             }
         }
         let r = run_phase(&clients, &target, args.requests, None).await;
-        report(&mut summary, c, &r);
+        report(&mut summary, name, c, &r);
     }
     append_summary(args.summary.as_deref(), &summary)
 }
@@ -131,6 +152,61 @@ struct Target {
     url: String,
     auth: String,
     people: u64,
+    scim: bool,
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        if self.scim {
+            "scim-filter"
+        } else {
+            "lookup"
+        }
+    }
+}
+
+/// Pages through every SCIM User, 100 at a time, each page checked.
+async fn list_all(target: &Target) -> Result<(), String> {
+    let client = client()?;
+    let started = Instant::now();
+    let (mut start, mut seen, mut pages) = (1u64, 0u64, 0u64);
+    let mut slowest = Duration::ZERO;
+    loop {
+        let asked = Instant::now();
+        let page: serde_json::Value = client
+            .get(&target.url)
+            .query(&[("startIndex", start.to_string()), ("count", "100".into())])
+            .header("authorization", &target.auth)
+            .send()
+            .await
+            .map_err(|e| format!("page at {start}: {}", chain(&e)))?
+            .json()
+            .await
+            .map_err(|e| format!("page at {start}: {e}"))?;
+        slowest = slowest.max(asked.elapsed());
+        let got = page["Resources"].as_array().map_or(0, Vec::len) as u64;
+        let total = page["totalResults"].as_u64().unwrap_or(0);
+        pages += 1;
+        seen += got;
+        if got == 0 || seen >= total {
+            if seen != target.people || total != target.people {
+                return Err(format!(
+                    "listed {seen} of {total} users; expected {}",
+                    target.people
+                ));
+            }
+            break;
+        }
+        start += got;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "scim-list  {seen} users in {pages} pages of 100: {secs:.1} s, {:.0} users/s, {:.1} ms/page, slowest page {:.1} ms",
+        seen as f64 / secs,
+        secs * 1000.0 / pages as f64,
+        slowest.as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 async fn check_ready(base: &str) -> Result<(), String> {
@@ -209,6 +285,25 @@ async fn run_phase(
 /// response body; the answer is checked after the clock stops.
 async fn send(client: &reqwest::Client, target: &Target, i: u64, out: &mut TaskResult) {
     let email = format!("p{i}@bench.example");
+    if target.scim {
+        let filter = format!("userName eq \"{email}\"");
+        let request = client
+            .get(&target.url)
+            .query(&[("filter", filter.as_str())])
+            .header("authorization", &target.auth);
+        let Some(answer) = load::send_for_json(request, out).await else {
+            return;
+        };
+        if answer
+            .pointer("/Resources/0/userName")
+            .and_then(|v| v.as_str())
+            != Some(email.as_str())
+            || answer["totalResults"] != 1
+        {
+            out.error("the filter did not find exactly that person".into());
+        }
+        return;
+    }
     let request = client
         .get(&target.url)
         .query(&[("email", email.as_str())])
@@ -224,14 +319,14 @@ async fn send(client: &reqwest::Client, target: &Target, i: u64, out: &mut TaskR
     }
 }
 
-fn report(summary: &mut String, c: usize, r: &PhaseResult) {
+fn report(summary: &mut String, name: &str, c: usize, r: &PhaseResult) {
     let flag = if r.errors > 0 {
         format!("  ERRORS {} of {} (figures invalid)", r.errors, r.count)
     } else {
         String::new()
     };
     println!(
-        "lookup  C={c:<3} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.1} ms  ({} requests in {:.1} s){flag}",
+        "{name}  C={c:<3} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.1} ms  ({} requests in {:.1} s){flag}",
         r.rate(),
         r.percentile_ms(0.50),
         r.percentile_ms(0.99),
@@ -242,7 +337,7 @@ fn report(summary: &mut String, c: usize, r: &PhaseResult) {
     print_errors(r);
     let _ = writeln!(
         summary,
-        "lookup\t{c}\t{}\t{:.1}\t{:.3}\t{:.3}\t{:.3}\t{}",
+        "{name}\t{c}\t{}\t{:.1}\t{:.3}\t{:.3}\t{:.3}\t{}",
         r.count,
         r.rate(),
         r.percentile_ms(0.50),

@@ -45,6 +45,10 @@
 #            C connections, then pgbench runs the same indexed select
 #            (benches/lookup.pgbench.sql) with C clients.  Target (issue): at
 #            C=16 the service sustains >= 0.5x the pgbench rate with p99 < 5 ms.
+#            Then, on the same people, SCIM: `GET /scim/v2/Users?filter=
+#            userName eq "p{i}@bench.example"` at C=16 (benches/lookup.rs
+#            --scim), and one full paged listing of all of them, count=100
+#            (--scim-list), as an identity provider's import does.
 #   history  its own database and service: ingest at C=16 (benches/ingest.rs)
 #            and the admin event listing's latency (benches/listing.rs: first
 #            pages under each filter, and walks 200 pages deep along
@@ -256,6 +260,8 @@ BENCH_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 BENCH_LOOKUP_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 # And the admin API's (the history section lists events).
 BENCH_ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+# And SCIM's (the lookup section asks SCIM's filter the same question).
+BENCH_SCIM_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 SERVICE_PORT=$(free_port)
 SERVICE_URL=http://127.0.0.1:$SERVICE_PORT
 SERVICE_LOG=$WORK/service.log
@@ -276,6 +282,7 @@ launch_service() { # db_url port log
         AIRTABLE_USER_SYNC_SECRET="$BENCH_SECRET" \
         LOGIN_API_TOKENS="$BENCH_LOOKUP_TOKEN" \
         ADMIN_TOKENS="bench:$BENCH_ADMIN_TOKEN" \
+        SCIM_TOKENS="bench:$BENCH_SCIM_TOKEN" \
         "$ROSTERD_BIN" serve 2>"$log" &
     LAUNCHED_PID=$!
     for ((i = 0; i < 300; i++)); do # 30 s
@@ -460,6 +467,21 @@ section_lookup() {
         pgbench_level lookup "$c" -D people="$BENCH_LOOKUP_PEOPLE"
     done
 
+    # What an identity provider asks of the same people: SCIM's indexed
+    # `userName eq` filter at C=16, and one full paged listing.
+    echo
+    echo "== scim: GET /scim/v2/Users?filter=userName eq … at C=16, and a paged listing of all $n (count=100) =="
+    : >"$WORK/scim.tsv"
+    cpu_mark
+    BENCH_LOOKUP_TOKEN=$BENCH_SCIM_TOKEN "$lookup_bin" --bench --scim \
+        --url "$SERVICE_URL" --people "$n" --requests "$BENCH_LOOKUP_REQUESTS" \
+        --concurrency 16 --summary "$WORK/scim.tsv" | sed '/^scim-filter: /d'
+    cpu_report "scim filter C=16"
+    service_alive
+    BENCH_LOOKUP_TOKEN=$BENCH_SCIM_TOKEN "$lookup_bin" --bench --scim-list \
+        --url "$SERVICE_URL" --people "$n" | tee "$WORK/scim-list.txt"
+    service_alive
+
     {
         echo "lookup (GET /api/users/lookup, known people, $n rows; target at C=16: >= 0.5x pgbench, p99 < 5 ms)"
         printf '  %-4s %10s %8s %8s   %11s %8s   %6s  %s\n' \
@@ -481,6 +503,9 @@ section_lookup() {
         if [[ ,$BENCH_LOOKUP_CONCURRENCY, != *,16,* ]]; then
             echo "  (C=16 not measured: no verdict)"
         fi
+        echo "scim (GET /scim/v2/Users?filter=userName eq …, same people, C=16; and the full listing)"
+        awk -F'\t' '{ printf "  C=%-3s %10.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %s\n", $2, $4, $5, $6, $8 }' "$WORK/scim.tsv"
+        sed -n 's/^scim-list  /  /p' "$WORK/scim-list.txt"
     } >>"$SUMMARY"
 }
 

@@ -5,6 +5,11 @@
 //! [`provision::worker`] → [`provision::provision_person`] →
 //! [`provision::provider`]. [`startup`] builds the live parts from
 //! [`config`]; [`cli`] parses and dispatches.
+//!
+//! A second source, SCIM 2.0 ([`scim`]), mints its events
+//! ([`event::ParsedBody::minted`]) and applies them through the same
+//! [`roster::apply`]; its filters ([`filter`]) become SQL in
+//! `roster::store`.
 
 pub mod admin;
 pub mod bearer;

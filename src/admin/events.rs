@@ -18,6 +18,7 @@ pub(crate) struct RawFilter {
     pub(crate) status: Option<String>,
     pub(crate) event_type: Option<String>,
     pub(crate) user_id: Option<String>,
+    pub(crate) source: Option<String>,
     pub(crate) since: Option<String>,
     pub(crate) until: Option<String>,
 }
@@ -30,6 +31,7 @@ pub(crate) struct EventFilter {
     pub(crate) status: Option<EventOutcome>,
     pub(crate) event_type: Option<EventType>,
     pub(crate) user_id: Option<RecordId>,
+    pub(crate) source: Option<Source>,
     pub(crate) since: Option<DateTime<Utc>>,
     pub(crate) until: Option<DateTime<Utc>>,
 }
@@ -65,6 +67,14 @@ impl EventFilter {
             .as_deref()
             .map(|u| RecordId::parse(u).map_err(|m| bad(format!("userId {m}"))))
             .transpose()?;
+        let source = raw
+            .source
+            .as_deref()
+            .map(|s| {
+                s.parse::<Source>()
+                    .map_err(|_| bad(format!("source must be one of {}", Source::NAMES)))
+            })
+            .transpose()?;
         let since = raw
             .since
             .as_deref()
@@ -79,6 +89,7 @@ impl EventFilter {
             status,
             event_type,
             user_id,
+            source,
             since,
             until,
         })
@@ -94,16 +105,18 @@ impl EventFilter {
             "status": self.status,
             "eventType": self.event_type.map(|t| t.as_str()),
             "userId": self.user_id.as_ref().map(|u| u.as_str()),
+            "source": self.source,
             "since": self.since,
             "until": self.until,
         })
     }
 
-    fn binds(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+    fn binds(&self) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>) {
         (
             self.status.map(EventOutcome::as_str),
             self.event_type.map(|t| t.as_str()),
             self.user_id.as_ref().map(|u| u.as_str()),
+            self.source.map(Source::as_str),
         )
     }
 }
@@ -149,6 +162,7 @@ pub(crate) async fn list(
             "status",
             "eventType",
             "userId",
+            "source",
             "since",
             "until",
             "limit",
@@ -160,6 +174,7 @@ pub(crate) async fn list(
         status: get("status"),
         event_type: get("eventType"),
         user_id: get("userId"),
+        source: get("source"),
         since: get("since"),
         until: get("until"),
     })?;
@@ -168,7 +183,7 @@ pub(crate) async fn list(
         .get("cursor")
         .map(|c| parse_event_cursor(c))
         .transpose()?;
-    let (status, event_type, user_id) = filter.binds();
+    let (status, event_type, user_id, source) = filter.binds();
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         EventSummary,
@@ -181,6 +196,7 @@ pub(crate) async fn list(
              and ($4::timestamptz is null or received_at >= $4)
              and ($5::timestamptz is null or received_at < $5)
              and ($6::timestamptz is null or (received_at, event_id) < ($6, $7::text))
+             and ($9::text is null or source = $9)
            order by received_at desc, event_id desc
            limit $8"#,
         status,
@@ -190,7 +206,8 @@ pub(crate) async fn list(
         filter.until,
         after.as_ref().map(|(at, _)| *at),
         after.as_ref().map(|(_, id)| id.as_str()),
-        limit + 1
+        limit + 1,
+        source
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -297,7 +314,7 @@ pub(crate) async fn matching(
     filter: &EventFilter,
     limit: i64,
 ) -> Result<(Vec<EventId>, i64), sqlx::Error> {
-    let (status, event_type, user_id) = filter.binds();
+    let (status, event_type, user_id, source) = filter.binds();
     // The window count is taken before the limit applies.
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query!(
@@ -309,6 +326,7 @@ pub(crate) async fn matching(
              and ($4::timestamptz is null or received_at >= $4)
              and ($5::timestamptz is null or received_at < $5)
              and pruned_at is null
+             and ($7::text is null or source = $7)
            order by occurred_at, event_id
            limit $6"#,
         status,
@@ -316,7 +334,8 @@ pub(crate) async fn matching(
         user_id,
         filter.since,
         filter.until,
-        limit
+        limit,
+        source
     )
     .fetch_all(&mut *tx)
     .await?;

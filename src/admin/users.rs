@@ -8,7 +8,7 @@ use super::page::{listing_limit, Page};
 use super::AdminError;
 use crate::event::RecordId;
 use crate::provision::provider::AuthProvider;
-use crate::state::RowStatus;
+use crate::state::{RowStatus, Source};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -32,6 +32,9 @@ pub(crate) struct RosterRow {
     pub(crate) auth_linked_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    /// Which way the event that wrote the profile came in (`None` when it
+    /// was pruned, or for a tombstone).
+    pub(crate) source: Option<Source>,
 }
 
 /// Where a roster row's auth user stands at the provider.
@@ -87,7 +90,9 @@ pub(crate) async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, Ad
         RosterRow,
         r#"select id, email, name, status as "status!: RowStatus", groups, roles, profile_at,
                   profile_event_id, deleted_at, deleted_event_id, auth_user_id,
-                  auth_linked_at, created_at, updated_at
+                  auth_linked_at, created_at, updated_at,
+                  (select e.source from inbound_events e where e.event_id = roster.profile_event_id)
+                      as "source?: Source"
            from roster where id = $1"#,
         id.as_str()
     )

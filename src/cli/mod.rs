@@ -92,6 +92,10 @@ pub(crate) struct ReplayCmd {
     /// Replay the events of this upstream record id.
     #[arg(long)]
     pub(crate) user_id: Option<String>,
+    /// Replay events that came in this way (webhook, replay, readthrough,
+    /// import, scim).
+    #[arg(long)]
+    pub(crate) source: Option<String>,
     /// Replay events received at or after this RFC 3339 time.
     #[arg(long)]
     pub(crate) since: Option<String>,

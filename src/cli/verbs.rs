@@ -196,6 +196,7 @@ pub(super) async fn replay(cmd: ReplayCmd) -> Result<(), Failure> {
         status: cmd.status,
         event_type: cmd.event_type,
         user_id: cmd.user_id,
+        source: cmd.source,
         since: cmd.since,
         until: cmd.until,
     })

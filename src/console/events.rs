@@ -10,14 +10,14 @@ use super::{
 use crate::admin::events::{EventFilter, RawFilter};
 use crate::admin::{self, replay::BulkReport};
 use crate::http::AppState;
-use crate::state::EventOutcome;
+use crate::state::{EventOutcome, Source};
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
 use maud::{html, Markup};
 use std::collections::HashMap;
 
 /// The list's filters, as the API names them.
-const FILTERS: [&str; 5] = ["status", "eventType", "userId", "since", "until"];
+const FILTERS: [&str; 6] = ["status", "eventType", "userId", "source", "since", "until"];
 const TYPES: [&str; 3] = ["user.created", "user.updated", "user.deleted"];
 
 fn filter_form(f: &HashMap<String, String>) -> Markup {
@@ -37,6 +37,12 @@ fn filter_form(f: &HashMap<String, String>) -> Markup {
                 }
             }
             label { "Record id" input type="text" name="userId" value=(get("userId")) size="14"; }
+            label { "Source"
+                select name="source" {
+                    option value="" { "any" }
+                    @for s in Source::ALL.map(Source::as_str) { option value=(s) selected[get("source") == s] { (s) } }
+                }
+            }
             label { "Received since" input type="text" name="since" value=(get("since")) placeholder="2026-11-22T10:00:00Z" size="20"; }
             label { "until" input type="text" name="until" value=(get("until")) placeholder="RFC 3339" size="20"; }
             button type="submit" { "Filter" }
@@ -206,6 +212,7 @@ pub(crate) async fn replay_bulk(State(state): State<AppState>, post: Post) -> Re
         status: filter.get("status").cloned(),
         event_type: filter.get("eventType").cloned(),
         user_id: filter.get("userId").cloned(),
+        source: filter.get("source").cloned(),
         since: filter.get("since").cloned(),
         until: filter.get("until").cloned(),
     })?;

@@ -146,6 +146,7 @@ pub(crate) async fn detail(
                     dt { "Groups" } dd { (u.groups.join(", ")) }
                     dt { "Roles" } dd { (u.roles.join(", ")) }
                     dt { "Profile at" } dd { (opt_time(&u.profile_at)) " " code { (u.profile_event_id.as_deref().unwrap_or("")) } }
+                    dt { "Source" } dd { (u.source.map_or("—", |s| s.as_str())) }
                     dt { "Deleted at" } dd { (opt_time(&u.deleted_at)) " " code { (u.deleted_event_id.as_deref().unwrap_or("")) } }
                     dt { "Updated" } dd { (time(&u.updated_at)) }
                 }

@@ -152,6 +152,7 @@ struct BulkRequest {
     status: Option<String>,
     event_type: Option<String>,
     user_id: Option<String>,
+    source: Option<String>,
     since: Option<String>,
     until: Option<String>,
     #[serde(default)]
@@ -188,6 +189,7 @@ async fn replay_bulk(
         status: req.status,
         event_type: req.event_type,
         user_id: req.user_id,
+        source: req.source,
         since: req.since,
         until: req.until,
     })?;

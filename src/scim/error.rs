@@ -86,7 +86,11 @@ impl ScimError {
     }
 
     pub(crate) fn db(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
+        // A deadlock or serialization failure rolled the request back
+        // whole: the client may simply send it again.
+        let retryable = matches!(&e, sqlx::Error::Database(d)
+            if matches!(d.code().as_deref(), Some("40001" | "40P01")));
+        if crate::db::is_unavailable(&e) || retryable {
             tracing::warn!(error = %e, "SCIM request: database unavailable");
             Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -219,10 +219,27 @@ pub(crate) struct Projection {
     excluded_attributes: Option<String>,
 }
 
+/// Longest `attributes` or `excludedAttributes` list.
+const MAX_ATTRIBUTE_LIST: usize = 1024;
+
 impl Projection {
     /// `res` with only the asked-for attributes (`id` and `schemas` always).
     pub(crate) fn apply(&self, res: Value, schema: &str) -> Result<Out, ScimError> {
+        self.check()?;
         Ok(Out::from(self.project(res, schema)))
+    }
+
+    fn check(&self) -> Result<(), ScimError> {
+        let long = |l: &Option<String>| {
+            l.as_ref()
+                .is_some_and(|l| l.chars().count() > MAX_ATTRIBUTE_LIST)
+        };
+        if long(&self.attributes) || long(&self.excluded_attributes) {
+            return Err(ScimError::invalid_value(format!(
+                "attributes and excludedAttributes are at most {MAX_ATTRIBUTE_LIST} characters"
+            )));
+        }
+        Ok(())
     }
 
     fn project(&self, res: Value, schema: &str) -> Value {
@@ -236,12 +253,10 @@ impl Projection {
                 .filter(|a| !a.is_empty())
                 .map(|a| {
                     let prefix = format!("{schema}:");
-                    let bare = if a.len() > prefix.len()
-                        && a[..prefix.len()].eq_ignore_ascii_case(&prefix)
-                    {
-                        &a[prefix.len()..]
-                    } else {
-                        a
+                    // `get`, not indexing: the cut may fall inside a character.
+                    let bare = match (a.get(..prefix.len()), a.get(prefix.len()..)) {
+                        (Some(head), Some(rest)) if head.eq_ignore_ascii_case(&prefix) => rest,
+                        _ => a,
                     };
                     match bare.split_once('.') {
                         Some((x, y)) => (x.to_ascii_lowercase(), Some(y.to_ascii_lowercase())),
@@ -317,6 +332,7 @@ pub(crate) struct ListParams {
 impl ListParams {
     /// The filter, offset (0-based) and page size.
     pub(crate) fn parse(&self) -> Result<(Option<Filter>, i64, i64), ScimError> {
+        self.projection().check()?;
         let int = |v: &Option<String>, name: &str| -> Result<Option<i64>, ScimError> {
             v.as_deref()
                 .map(|s| {

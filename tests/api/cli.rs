@@ -190,3 +190,24 @@ fn sign_standard_matches_the_reference_and_reads_the_env_secret() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--secret"));
 }
+
+#[test]
+fn bad_scim_tokens_stop_start_up_without_echoing_them() {
+    for (value, says) in [
+        ("okta:short-token-0123456789", "at least 32 characters"),
+        ("no-name-given-0123456789abcdef0123456789", "name:token"),
+        (
+            "a:0123456789abcdef0123456789abcdef,a:0123456789abcdef0123456789abcdeX",
+            "a",
+        ),
+    ] {
+        let env = [
+            DB,
+            ("AIRTABLE_USER_SYNC_SECRET", SECRET),
+            ("SCIM_TOKENS", value),
+        ];
+        let line = assert_config_error(&rosterd(&["serve"], &env, b""), "SCIM_TOKENS");
+        assert!(line.contains(says), "{value}: {line}");
+        assert!(!line.contains("0123456789"), "{line}");
+    }
+}

@@ -28,6 +28,7 @@ mod readthrough;
 mod reconcile;
 mod rls;
 mod scim;
+mod scim_mixed;
 mod shutdown;
 mod signatures;
 mod slow_clients;

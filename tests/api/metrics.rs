@@ -793,3 +793,52 @@ async fn database_gauges_are_read_at_most_once_per_max_age(
         .await;
     assert!(refreshed.get("rosterd_database_gauges_age_seconds", &[]) <= 4.0);
 }
+
+/// SCIM requests are counted by operation (route and method) and status,
+/// and SCIM writes as events of source `scim`.
+#[sqlx::test]
+async fn scim_requests_are_counted_by_operation_and_status(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let token = format!("idp:{SCIM_TOKEN}");
+    let svc = Service::start(&opts, &[("SCIM_TOKENS", token.as_str())]).await;
+    let user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "metrics@example.com",
+    });
+    let post = |body: String| {
+        svc.client
+            .post(svc.url("/scim/v2/Users"))
+            .bearer_auth(SCIM_TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post(user.to_string()).await.unwrap().status(), 201);
+    assert_eq!(post(user.to_string()).await.unwrap().status(), 409);
+    assert_eq!(post("{".into()).await.unwrap().status(), 400);
+    let s = svc.scrape().await;
+    let count = |status: &str| {
+        s.get(
+            "rosterd_http_request_duration_seconds_count",
+            &[
+                ("method", "POST"),
+                ("route", "/scim/v2/Users"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!((count("201"), count("409"), count("400")), (1.0, 1.0, 1.0));
+    assert_eq!(
+        s.get(
+            "rosterd_events_total",
+            &[
+                ("source", "scim"),
+                ("type", "user.created"),
+                ("outcome", "applied")
+            ]
+        ),
+        1.0
+    );
+}

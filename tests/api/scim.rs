@@ -864,3 +864,108 @@ async fn bad_input_changes_nothing(db: PgPool) {
     assert_eq!(st, 409);
     assert_eq!(s.counts().await, before);
 }
+
+/// Operators see which way each person came in, and can filter events by
+/// source, in the admin API (and the console, which uses the same filter).
+#[sqlx::test]
+async fn operators_see_and_filter_by_source(db: PgPool) {
+    let s = Scim::local(db).await;
+    let (_, u) = s
+        .post("/Users", okta_user("ida@example.com", "Ida", "Scim"))
+        .await;
+    let uid = u["id"].as_str().unwrap().to_owned();
+    s.app
+        .post_signed(&upsert_event(
+            "user.created",
+            "evtWeb1",
+            "2026-01-01T00:00:00Z",
+            "recWeb1",
+            "web@example.com",
+        ))
+        .await;
+    let detail: Value = s
+        .app
+        .admin_get(&format!("/api/admin/users/{uid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["user"]["source"], "scim", "{detail}");
+    let detail: Value = s
+        .app
+        .admin_get("/api/admin/users/recWeb1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["user"]["source"], "webhook", "{detail}");
+
+    let list: Value = s
+        .app
+        .admin_get("/api/admin/events?source=scim")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = list["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{list}");
+    assert_eq!(
+        (events[0]["source"].as_str(), events[0]["userId"].as_str()),
+        (Some("scim"), Some(uid.as_str()))
+    );
+    let list: Value = s
+        .app
+        .admin_get("/api/admin/events?source=webhook")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["events"].as_array().unwrap().len(), 1, "{list}");
+    let bad = s.app.admin_get("/api/admin/events?source=fax").await;
+    assert_eq!(bad.status(), 400);
+    let replay: Value = s
+        .app
+        .admin_post(
+            "/api/admin/events/replay",
+            Some(&json!({"source": "scim", "dryRun": true})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["matched"], 1, "{replay}");
+}
+
+/// Attribute lists with any characters (a cut inside a character once
+/// killed the connection) and of any length get an answer.
+#[sqlx::test]
+async fn attribute_lists_of_any_shape(db: PgPool) {
+    let s = Scim::local(db).await;
+    let (_, u) = s
+        .post("/Users", okta_user("attrs@example.com", "A", "B"))
+        .await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    for (attrs, status) in [
+        ("00000000\u{80}\u{80}\u{80}\u{80}\u{80}\u{80}\u{80}\u{80}\u{80}\u{80}\u{10000}\u{10000}\u{10000}\u{10000}", 200),
+        ("urn:ietf:params:scim:schemas:core:2.0:User:userNamé", 200),
+        ("é", 200),
+    ] {
+        for path in [format!("/Users/{id}"), "/Users".to_owned()] {
+            let r = s
+                .app
+                .client
+                .get(s.app.url(&format!("/scim/v2{path}")))
+                .query(&[("attributes", attrs), ("excludedAttributes", attrs)])
+                .bearer_auth(SCIM_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{path} {attrs}");
+        }
+    }
+    let long = "a,".repeat(600);
+    assert_eq!(
+        s.get(&format!("/Users/{id}?attributes={long}")).await.0,
+        400
+    );
+}

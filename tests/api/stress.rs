@@ -231,7 +231,7 @@ async fn dead_jobs(db: &PgPool) -> Vec<(String, Option<String>)> {
         .unwrap()
 }
 
-async fn queue_drained(db: &PgPool) -> bool {
+pub(crate) async fn queue_drained(db: &PgPool) -> bool {
     let left: i64 = sqlx::query_scalar(
         "select count(*) from provisioning_jobs where state in ('pending', 'running')",
     )
