@@ -81,11 +81,22 @@ pub(crate) async fn list(
     let (total, people) = store::people(&mut conn, filter.as_ref(), offset, limit)
         .await?
         .map_err(|e| ScimError::invalid_filter(e.0))?;
-    let mut resources = Vec::with_capacity(people.len());
-    for p in &people {
-        let groups = store::groups_named(&mut conn, &p.groups).await?;
-        resources.push(user::resource(p, &groups, &scim.base));
-    }
+    // The page's SCIM groups in one query, not one per user.
+    let mut names: Vec<String> = people.iter().flat_map(|p| p.groups.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let known = store::groups_named(&mut conn, &names).await?;
+    let resources = people
+        .iter()
+        .map(|p| {
+            let groups: Vec<(Uuid, String)> = known
+                .iter()
+                .filter(|(_, name)| p.groups.contains(name))
+                .cloned()
+                .collect();
+            user::resource(p, &groups, &scim.base)
+        })
+        .collect();
     list_response(total, offset, resources, &p.projection(), USER_SCHEMA)
 }
 

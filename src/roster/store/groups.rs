@@ -99,6 +99,9 @@ pub(crate) async fn groups_named(
     conn: &mut PgConnection,
     names: &[String],
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = sqlx::query!(
         "select id, display_name from scim_groups where display_name = any($1) order by display_name",
         names
