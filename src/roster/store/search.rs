@@ -199,3 +199,30 @@ fn groups_where(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter identity providers send before every create is served by
+    /// `roster_user_name_idx`: the SQL written for `userName eq` matches
+    /// the index's expression. (Seq scans are switched off, as the tiny test
+    /// table would otherwise be scanned whatever the indexes.)
+    #[sqlx::test]
+    async fn user_name_eq_uses_its_index(db: sqlx::PgPool) {
+        let mut conn = db.acquire().await.unwrap();
+        sqlx::query("set enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let filter = Filter::parse(r#"userName eq "Ada@Example.com""#).unwrap();
+        let mut q = QueryBuilder::<Postgres>::new("explain select count(*) from roster r where ");
+        people_where(&mut q, Some(&filter)).unwrap();
+        let plan: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await.unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("roster_user_name_idx")),
+            "{}",
+            plan.join("\n")
+        );
+    }
+}
