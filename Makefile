@@ -20,6 +20,7 @@ PGPORT     ?= 54329
 DEV_SECRET ?= dev-secret-0123456789abcdef
 DEV_LOGIN_TOKEN ?= dev-login-token
 DEV_ADMIN_TOKEN ?= dev-admin-token-0123456789
+DEV_SCIM_TOKEN ?= dev-scim-token-0123456789abcdef0123
 BIND_ADDR  ?= 127.0.0.1:8080
 TEST_ARGS  ?=
 PGDIR      := .data/postgres
@@ -31,11 +32,12 @@ PG         := scripts/pg.sh
 # cluster runs in its own session and keeps running; `make db-stop` stops it.
 run:
 	@url=$$($(PG) start $(PGDIR) $(PGPORT)) || exit 1; \
-	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  login lookup token:  %s\n  admin token (dev):   %s\n  operator console:    http://%s/console\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
-		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' '$(DEV_LOGIN_TOKEN)' '$(DEV_ADMIN_TOKEN)' '$(BIND_ADDR)' >&2; \
+	printf '\nrosterd (development)\n  database:            %s\n  listening on:        http://%s\n  development secret:  %s\n  login lookup token:  %s\n  admin token (dev):   %s\n  SCIM token (dev):    %s  (http://%s/scim/v2)\n  operator console:    http://%s/console\n  See README.md for a curl example. Ctrl-C stops the service; `make db-stop` stops PostgreSQL.\n\n' \
+		"$$url" '$(BIND_ADDR)' '$(DEV_SECRET)' '$(DEV_LOGIN_TOKEN)' '$(DEV_ADMIN_TOKEN)' '$(DEV_SCIM_TOKEN)' '$(BIND_ADDR)' '$(BIND_ADDR)' >&2; \
 	DATABASE_URL="$$url" AIRTABLE_USER_SYNC_SECRET='$(DEV_SECRET)' BIND_ADDR='$(BIND_ADDR)' \
 		ROLE_MAP="$${ROLE_MAP-admins=admin}" ROLE_DEFAULTS="$${ROLE_DEFAULTS-reader}" \
 		LOGIN_API_TOKENS='$(DEV_LOGIN_TOKEN)' ADMIN_TOKENS='dev:$(DEV_ADMIN_TOKEN)' \
+		SCIM_TOKENS='dev:$(DEV_SCIM_TOKEN)' \
 		SQLX_OFFLINE=true exec cargo run --bin rosterd -- serve
 
 db-start:
