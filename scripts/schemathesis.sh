@@ -27,39 +27,14 @@ readonly ST_VERSION=4.32.5
 target=${CARGO_TARGET_DIR:-target}
 venv=$target/schemathesis-venv
 
-apt_install() {
-    [[ ${ROSTERD_NO_APT:-0} != 1 ]] && command -v apt-get >/dev/null 2>&1 || return 1
-    local sudo=()
-    [[ $EUID -eq 0 ]] || sudo=(sudo -n)
-    [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; } || return 1
-    echo "schemathesis: installing $* with apt-get" >&2
-    { "${sudo[@]}" apt-get update &&
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y --no-install-recommends "$@"; } >&2
-}
+# shellcheck source=scripts/lib/python-venv.sh
+source scripts/lib/python-venv.sh
 
 ensure_venv() {
     if [[ -x $venv/bin/st ]] && "$venv/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
         return
     fi
-    if ! command -v python3 >/dev/null 2>&1; then
-        apt_install python3 python3-venv || true
-    fi
-    command -v python3 >/dev/null 2>&1 || {
-        echo "schemathesis: python3 not found (Debian: apt-get install python3 python3-venv)" >&2
-        exit 1
-    }
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        apt_install python3-venv || true
-        python3 -m venv "$venv" >&2 || {
-            echo "schemathesis: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
-            exit 1
-        }
-    fi
-    echo "schemathesis: installing schemathesis $ST_VERSION from PyPI into $venv" >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$ST_VERSION" >&2
+    make_venv schemathesis "$venv" "schemathesis==$ST_VERSION"
 }
 ensure_venv
 
@@ -72,7 +47,7 @@ unset DATABASE_URL
 source scripts/lib/throwaway-pg.sh
 throwaway_pg_start
 
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base=http://127.0.0.1:$port
 export ROSTERD_ST_SECRET=schemathesis-secret-0123456789
 export ROSTERD_ST_LOGIN_TOKEN=schemathesis-login-0123456789
@@ -81,40 +56,13 @@ export ROSTERD_ST_SCIM_TOKEN=schemathesis-scim-0123456789abcdef0123
 export ROSTERD_ST_MAX_FUTURE_SECS=300
 log=$THROWAWAY_PG_TMP/rosterd.log
 
-server_pid=""
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-throwaway_pg_at_exit stop_server
-
-env -u RUST_LOG \
-    BIND_ADDR="127.0.0.1:$port" \
+serve_rosterd schemathesis "$bin" "$log" "$port" \
     AIRTABLE_USER_SYNC_SECRET="$ROSTERD_ST_SECRET" \
     LOGIN_API_TOKENS="$ROSTERD_ST_LOGIN_TOKEN" \
     ADMIN_TOKENS="st:$ROSTERD_ST_ADMIN_TOKEN" \
     SCIM_TOKENS="st:$ROSTERD_ST_SCIM_TOKEN" \
     ROLE_MAP=admins=admin ROLE_DEFAULTS=reader \
-    MAX_EVENT_FUTURE_SECS="$ROSTERD_ST_MAX_FUTURE_SECS" \
-    RUST_LOG=warn LOG_FORMAT=json \
-    "$bin" serve >"$log" 2>&1 &
-server_pid=$!
-
-ready=0
-for _ in $(seq 1 400); do
-    if "$venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$base/readyz" 2>/dev/null; then
-        ready=1
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if ((!ready)); then
-    echo "schemathesis: rosterd did not become ready; its log:" >&2
-    cat "$log" >&2
-    exit 1
-fi
+    MAX_EVENT_FUTURE_SECS="$ROSTERD_ST_MAX_FUTURE_SECS"
 
 status=0
 SCHEMATHESIS_HOOKS=scripts/schemathesis/hooks.py \

@@ -24,38 +24,15 @@ readonly PACKAGES=("scim2-tester==0.5.2" "scim2-client[httpx2]==0.13.2" "scim-sa
 target=${CARGO_TARGET_DIR:-target}
 venv=$target/scim-venv
 
-apt_install() {
-    [[ ${ROSTERD_NO_APT:-0} != 1 ]] && command -v apt-get >/dev/null 2>&1 || return 1
-    local sudo=()
-    [[ $EUID -eq 0 ]] || sudo=(sudo -n)
-    [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; } || return 1
-    echo "scim-suites: installing $* with apt-get" >&2
-    { "${sudo[@]}" apt-get update &&
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y --no-install-recommends "$@"; } >&2
-}
+# shellcheck source=scripts/lib/python-venv.sh
+source scripts/lib/python-venv.sh
 
 ensure_venv() {
     local stamp=$venv/.packages
     if [[ -x $venv/bin/scim-sanity && $(cat "$stamp" 2>/dev/null) == "${PACKAGES[*]}" ]]; then
         return
     fi
-    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv || true
-    command -v python3 >/dev/null 2>&1 || {
-        echo "scim-suites: python3 not found (Debian: apt-get install python3 python3-venv)" >&2
-        exit 1
-    }
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        apt_install python3-venv || true
-        python3 -m venv "$venv" >&2 || {
-            echo "scim-suites: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
-            exit 1
-        }
-    fi
-    echo "scim-suites: installing ${PACKAGES[*]} from PyPI into $venv" >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PACKAGES[@]}" >&2
+    make_venv scim-suites "$venv" "${PACKAGES[@]}"
     echo "${PACKAGES[*]}" >"$stamp"
 }
 ensure_venv
@@ -68,42 +45,15 @@ unset DATABASE_URL
 source scripts/lib/throwaway-pg.sh
 throwaway_pg_start
 
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base=http://127.0.0.1:$port/scim/v2
 token=scim-suites-token-0123456789abcdef0123
 log=$THROWAWAY_PG_TMP/rosterd.log
 
-server_pid=""
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-throwaway_pg_at_exit stop_server
-
-env -u RUST_LOG \
-    BIND_ADDR="127.0.0.1:$port" \
+serve_rosterd scim-suites "$bin" "$log" "$port" \
     AIRTABLE_USER_SYNC_SECRET=scim-suites-secret-0123456789 \
     SCIM_TOKENS="suites:$token" \
-    ROLE_MAP=admins=admin ROLE_DEFAULTS=reader \
-    RUST_LOG=warn LOG_FORMAT=json \
-    "$bin" serve >"$log" 2>&1 &
-server_pid=$!
-
-ready=0
-for _ in $(seq 1 400); do
-    if "$venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "http://127.0.0.1:$port/readyz" 2>/dev/null; then
-        ready=1
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if ((!ready)); then
-    echo "scim-suites: rosterd did not become ready; its log:" >&2
-    cat "$log" >&2
-    exit 1
-fi
+    ROLE_MAP=admins=admin ROLE_DEFAULTS=reader
 
 status=0
 echo "scim-suites: scim2-tester against $base" >&2

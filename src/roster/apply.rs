@@ -162,11 +162,8 @@ async fn try_ingest(
             None => Ok(None),
         };
     }
-    match apply_to_roster(&mut tx, event, roles).await {
+    match apply_recorded(&mut tx, event, roles).await {
         Ok(outcome) => {
-            if outcome == EventOutcome::Stale {
-                store::set_event_outcome(&mut tx, &event.key.event_id, outcome).await?;
-            }
             tx.commit().await?;
             Ok(Some(outcome.into()))
         }
@@ -310,11 +307,23 @@ pub(crate) async fn apply_minted(
             event.key.event_id
         )));
     }
+    let outcome = apply_recorded(conn, event, roles).await?;
+    crate::metrics::event(source, event.event_type.as_str(), outcome.as_str());
+    Ok(outcome)
+}
+
+/// Applies an event just recorded (as `applied`) and corrects its stored
+/// outcome when it turns out stale: the step after recording, for a
+/// delivery and a minted event alike.
+async fn apply_recorded(
+    conn: &mut PgConnection,
+    event: &UserEvent,
+    roles: &RoleMap,
+) -> Result<EventOutcome, sqlx::Error> {
     let outcome = apply_to_roster(conn, event, roles).await?;
     if outcome == EventOutcome::Stale {
         store::set_event_outcome(conn, &event.key.event_id, outcome).await?;
     }
-    crate::metrics::event(source, event.event_type.as_str(), outcome.as_str());
     Ok(outcome)
 }
 

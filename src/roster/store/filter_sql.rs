@@ -274,22 +274,38 @@ fn push_present(
             scope,
             default_sub,
         } => {
-            let sub = sub.unwrap_or_else(|| default_sub.to_owned());
-            let (inner, _) = resolve(
+            return push_some(
+                q,
+                from,
                 scope,
-                &AttrPath {
-                    attr: sub,
-                    sub: None,
-                },
-            )?;
-            q.push(format!(
-                "exists (select 1 from {from} where {} and ",
-                elem_guard(scope)
-            ));
-            push_present(q, inner, None)?;
-            q.push(")")
+                sub.as_deref().unwrap_or(default_sub),
+                |q, inner| push_present(q, inner, None),
+            )
         }
     };
+    Ok(())
+}
+
+/// `exists (…)`: some element of a multi-valued attribute (its `from` set)
+/// whose sub-attribute `sub` meets the condition `each` writes.
+fn push_some(
+    q: &mut QueryBuilder<'_, Postgres>,
+    from: &str,
+    scope: Scope,
+    sub: &str,
+    each: impl FnOnce(&mut QueryBuilder<'_, Postgres>, Column) -> Result<(), BadFilter>,
+) -> Result<(), BadFilter> {
+    let path = AttrPath {
+        attr: sub.to_owned(),
+        sub: None,
+    };
+    let (inner, _) = resolve(scope, &path)?;
+    q.push(format!(
+        "exists (select 1 from {from} where {} and ",
+        elem_guard(scope)
+    ));
+    each(q, inner)?;
+    q.push(")");
     Ok(())
 }
 
@@ -318,22 +334,13 @@ fn push_compare(
             from,
             scope,
             default_sub,
-        } => {
-            let sub = sub.unwrap_or_else(|| default_sub.to_owned());
-            let (inner, _) = resolve(
-                scope,
-                &AttrPath {
-                    attr: sub,
-                    sub: None,
-                },
-            )?;
-            q.push(format!(
-                "exists (select 1 from {from} where {} and ",
-                elem_guard(scope)
-            ));
-            push_compare(q, inner, None, op, lit)?;
-            q.push(")");
-        }
+        } => push_some(
+            q,
+            from,
+            scope,
+            sub.as_deref().unwrap_or(default_sub),
+            |q, inner| push_compare(q, inner, None, op, lit),
+        )?,
         Column::Absent => {
             q.push(if op == Op::Ne { "true" } else { "false" });
         }

@@ -272,18 +272,9 @@ fn apply_at(
             .filter(|(_, s)| !**s)
             .map(|(i, _)| i)
             .collect(),
-        (OpKind::Remove, _, Some(sub)) => items
-            .into_iter()
-            .zip(&selected)
-            .map(|(mut i, s)| {
-                if *s {
-                    if let Value::Object(o) = &mut i {
-                        o.remove(sub);
-                    }
-                }
-                i
-            })
-            .collect(),
+        (OpKind::Remove, _, Some(sub)) => edit_selected(items, &selected, |o| {
+            o.remove(sub);
+        }),
         (OpKind::Add, None, None) => {
             let mut out = items;
             for v in as_list(value) {
@@ -301,60 +292,34 @@ fn apply_at(
             let Some(Value::Object(patch)) = value else {
                 return Err(ScimError::invalid_value("the value must be an object"));
             };
-            items
-                .into_iter()
-                .zip(&selected)
-                .map(|(mut i, s)| {
-                    if *s {
-                        if let Value::Object(o) = &mut i {
-                            for (k, v) in patch {
-                                o.insert(k.clone(), v.clone());
-                            }
-                        }
-                    }
-                    i
-                })
-                .collect()
+            edit_selected(items, &selected, |o| {
+                o.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+            })
         }
+        // Add or replace of `attr[filter].sub`.
         (_, filter, Some(sub)) => {
-            if filter.is_some() && !selected.iter().any(|s| *s) {
-                if op == OpKind::Replace || op == OpKind::Add {
-                    // Entra ID: `emails[type eq "work"].value` on a user
-                    // without one adds it.
-                    let mut out = items;
-                    let mut elem = Map::new();
-                    if let Some(Filter::Compare(
-                        p,
-                        crate::filter::Op::Eq,
-                        crate::filter::Literal::Str(s),
-                    )) = filter.as_ref()
-                    {
-                        elem.insert(
-                            p.sub.clone().unwrap_or_else(|| p.attr.clone()),
-                            Value::String(s.clone()),
-                        );
-                    } else {
-                        return Err(ScimError::no_target("the value filter matches no element"));
-                    }
-                    elem.insert(sub.to_owned(), value.cloned().unwrap_or(Value::Null));
-                    out.push(Value::Object(elem));
-                    out
-                } else {
-                    return Err(ScimError::no_target("the value filter matches no element"));
-                }
+            let value = value.cloned().unwrap_or(Value::Null);
+            if filter.is_none() || selected.iter().any(|s| *s) {
+                edit_selected(items, &selected, |o| {
+                    o.insert(sub.to_owned(), value.clone());
+                })
             } else {
-                items
-                    .into_iter()
-                    .zip(&selected)
-                    .map(|(mut i, s)| {
-                        if *s {
-                            if let Value::Object(o) = &mut i {
-                                o.insert(sub.to_owned(), value.cloned().unwrap_or(Value::Null));
-                            }
-                        }
-                        i
-                    })
-                    .collect()
+                // Entra ID: `emails[type eq "work"].value` on a user without
+                // one adds it, when the filter says what the new one is.
+                let Some(Filter::Compare(p, crate::filter::Op::Eq, crate::filter::Literal::Str(s))) =
+                    filter.as_ref()
+                else {
+                    return Err(ScimError::no_target("the value filter matches no element"));
+                };
+                let mut elem = Map::new();
+                elem.insert(
+                    p.sub.clone().unwrap_or_else(|| p.attr.clone()),
+                    Value::String(s.clone()),
+                );
+                elem.insert(sub.to_owned(), value);
+                let mut out = items;
+                out.push(Value::Object(elem));
+                out
             }
         }
     };
@@ -364,6 +329,24 @@ fn apply_at(
         res.insert(t.attr.to_owned(), Value::Array(new_items));
     }
     Ok(())
+}
+
+/// `items` with `change` made to each selected element (an object).
+fn edit_selected(
+    items: Vec<Value>,
+    selected: &[bool],
+    change: impl Fn(&mut Map<String, Value>),
+) -> Vec<Value> {
+    items
+        .into_iter()
+        .zip(selected)
+        .map(|(mut item, s)| {
+            if let (true, Value::Object(o)) = (*s, &mut item) {
+                change(o);
+            }
+            item
+        })
+        .collect()
 }
 
 fn apply_single(
