@@ -5,7 +5,10 @@
 #
 #   scripts/bench.sh                  (also: make bench)
 #
-# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision first_logins push reconcile history"):
+# Sections (BENCH_SECTIONS, space-separated, default "ingest lookup provision invitations first_logins push reconcile history"):
+#   invitations  benches/invitations.rs: BENCH_MAILS (2,000) queued invitation
+#            mails drained by the worker at C = 1, 8, 32 through a real SMTP
+#            server (tests/smtp/smtpd.py, aiosmtpd) on loopback: mails/s.
 #   provision  benches/provision.rs: 10,000 queued people drained through the
 #            Supabase provider against the GoTrue stand-in answering after
 #            10 ms, at worker concurrency 1 (1,000 people), 8 and 32; jobs/s
@@ -88,7 +91,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH_EVENTS=${BENCH_EVENTS:-4000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 BENCH_PGBENCH_SECS=${BENCH_PGBENCH_SECS:-10}
-BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision first_logins push reconcile history}
+BENCH_SECTIONS=${BENCH_SECTIONS:-ingest lookup provision invitations first_logins push reconcile history}
 BENCH_RECONCILE_ROWS=${BENCH_RECONCILE_ROWS:-100000}
 BENCH_LOOKUP_PEOPLE=${BENCH_LOOKUP_PEOPLE:-100000}
 BENCH_LOOKUP_REQUESTS=${BENCH_LOOKUP_REQUESTS:-20000}
@@ -521,6 +524,20 @@ section_provision() {
             -e 's/^       provider calls alone/      provider calls alone/p' "$WORK/provision.txt"
         echo "queue length (first 5,000 jobs; the rate should not fall as the queue grows)"
         sed -n 's/^queue  /  /p' "$WORK/provision.txt"
+    } >>"$SUMMARY"
+}
+
+section_invitations() {
+    local bin py=${ROSTERD_SMTPD_PYTHON:-/usr/bin/python3}
+    bin=$(build_exe bench bench --bench invitations --no-run)
+    "$py" -c 'import aiosmtpd' 2>/dev/null ||
+        die "invitations: $py has no aiosmtpd (Debian: apt-get install python3-aiosmtpd; or set ROSTERD_SMTPD_PYTHON)"
+    echo
+    echo "== invitations: mail jobs drained through a real SMTP server (benches/invitations.rs) =="
+    ROSTERD_SMTPD_PYTHON=$py "$bin" --bench --mails "${BENCH_MAILS:-2000}" | tee "$WORK/invitations.txt"
+    {
+        echo "invitations (mail jobs through aiosmtpd on loopback)"
+        sed -n 's/^mail  /  /p' "$WORK/invitations.txt"
     } >>"$SUMMARY"
 }
 

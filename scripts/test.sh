@@ -68,6 +68,37 @@ ensure_chromium() {
 }
 ensure_chromium
 
+# tests/api/invitations.rs mails through a real SMTP server,
+# tests/smtp/smtpd.py, which needs aiosmtpd: Debian's python3-aiosmtpd,
+# installed the same way. ROSTERD_SMTPD_PYTHON names the Python that has it.
+ensure_aiosmtpd() {
+    local py
+    for py in "${ROSTERD_SMTPD_PYTHON:-}" /usr/bin/python3 python3; do
+        if [[ -n $py ]] && "$py" -c 'import aiosmtpd' 2>/dev/null; then
+            export ROSTERD_SMTPD_PYTHON=$py
+            return
+        fi
+    done
+    if [[ ${ROSTERD_NO_APT:-0} != 1 ]] && command -v apt-get >/dev/null 2>&1; then
+        local sudo=()
+        [[ $EUID -eq 0 ]] || sudo=(sudo -n)
+        if [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+            echo "test: no aiosmtpd found; installing it with apt-get (python3-aiosmtpd)" >&2
+            { "${sudo[@]}" apt-get update &&
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                    apt-get install -y --no-install-recommends python3-aiosmtpd; } >&2 ||
+                echo "test: apt-get install python3-aiosmtpd failed" >&2
+        fi
+    fi
+    if /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+        export ROSTERD_SMTPD_PYTHON=/usr/bin/python3
+        return
+    fi
+    echo "test: no Python with aiosmtpd; the invitation tests need a real SMTP server (Debian: apt-get install python3-aiosmtpd)" >&2
+    exit 1
+}
+ensure_aiosmtpd
+
 if [[ -z ${DATABASE_URL:-} ]]; then
     # shellcheck source=scripts/lib/throwaway-pg.sh
     source scripts/lib/throwaway-pg.sh

@@ -47,7 +47,7 @@ pub(crate) fn connect_provisioning(
     cfg: &DatabaseConfig,
     runs: usize,
 ) -> Result<RunPool, sqlx::Error> {
-    Ok(RunPool(
+    Ok(RunPool::new(
         PgPoolOptions::new()
             .max_connections(runs as u32 + 2)
             .acquire_timeout(cfg.acquire_timeout)
@@ -58,18 +58,36 @@ pub(crate) fn connect_provisioning(
 
 /// A tier-2 pool: the only kind a provisioning run takes its connection
 /// from, so that no run can hold a main-pool connection while it waits.
+/// It carries what every run from it does besides provisioning: whether
+/// new people are invited.
 #[derive(Debug, Clone)]
-pub struct RunPool(PgPool);
+pub struct RunPool {
+    pool: PgPool,
+    invitations: Option<crate::invite::Policy>,
+}
 
 impl RunPool {
     /// `pool` must not be the main pool of a serving process (tests and
     /// single-purpose CLI verbs may use one pool for everything).
     pub fn new(pool: PgPool) -> Self {
-        Self(pool)
+        Self {
+            pool,
+            invitations: None,
+        }
+    }
+
+    /// Runs from this pool issue invitations under `policy` (none: off).
+    pub fn inviting(mut self, policy: Option<crate::invite::Policy>) -> Self {
+        self.invitations = policy;
+        self
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
-        &self.0
+        &self.pool
+    }
+
+    pub(crate) fn invitations(&self) -> Option<crate::invite::Policy> {
+        self.invitations
     }
 }
 

@@ -12,6 +12,7 @@
 //! `roster::store`.
 
 pub mod admin;
+mod audit;
 pub mod bearer;
 pub mod cli;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod event;
 mod filter;
 mod http;
 mod http_client;
+pub mod invite;
 mod json;
 pub mod lookup;
 pub mod metrics;

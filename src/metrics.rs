@@ -32,6 +32,7 @@ pub(crate) const PROVIDER_CALLS: &str = "rosterd_provider_calls_total";
 pub(crate) const PROVIDER_DURATION: &str = "rosterd_provider_call_duration_seconds";
 pub(crate) const PROVISIONS: &str = "rosterd_provisions_total";
 pub(crate) const JOBS_FINISHED: &str = "rosterd_jobs_finished_total";
+pub(crate) const INVITATIONS: &str = "rosterd_invitations_total";
 pub(crate) const DIRECTORY_CALLS: &str = "rosterd_directory_calls_total";
 pub(crate) const DIRECTORY_DURATION: &str = "rosterd_directory_call_duration_seconds";
 pub(crate) const DIRECTORY_RATE_LIMITED: &str = "rosterd_directory_rate_limited_total";
@@ -128,6 +129,10 @@ fn describe() {
         "Provisioning job attempts by result (done, retried, dead, discarded)"
     );
     describe_counter!(
+        INVITATIONS,
+        "Invitations by outcome (issued, sent, send_retry, send_refused, resent, revoked, accepted, rejected_link, expired)"
+    );
+    describe_counter!(
         DIRECTORY_CALLS,
         "Directory (Airtable) calls by operation and result (found, not_found, ok, unavailable, rejected)"
     );
@@ -166,6 +171,11 @@ pub(crate) fn provider_call(action: &'static str, result: &'static str, took: Du
 /// One person provisioned; `None` when it failed.
 pub(crate) fn provisioned(action: Option<Action>) {
     counter!(PROVISIONS, "action" => action.map_or("failed", Action::as_str)).increment(1);
+}
+
+/// One thing that happened to an invitation.
+pub(crate) fn invitation(outcome: &'static str) {
+    counter!(INVITATIONS, "outcome" => outcome).increment(1);
 }
 
 pub(crate) fn job_finished(result: &'static str) {

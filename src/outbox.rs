@@ -6,7 +6,7 @@
 //! its [`Job`] kind, which the worker dispatches on.
 
 use crate::event::Email;
-use crate::state::{Action, JobState};
+use crate::state::{Action, JobKind, JobState};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -15,30 +15,49 @@ use uuid::Uuid;
 /// One job: its kind and what it needs, in the way crates.io's
 /// `BackgroundJob` and svix's `QueueTask` name theirs.
 ///
-/// Stored in `provisioning_jobs`, one active (pending or running) job per
-/// email, which is the conflict target of [`enqueue`]. With one kind the
-/// `email` column is the whole job, so no `kind` column is stored yet; the
-/// next kind (sending an invitation) adds one, with a migration that makes
-/// the active-job index `(kind, email)`, and [`claim`] then decodes it
-/// (an unknown kind is an error, never a default).
+/// Stored in `provisioning_jobs` with its [`JobKind`], one active (pending
+/// or running) job per kind and subject: the person's email for
+/// provisioning, the invitation for its mail. That is the conflict target
+/// of [`enqueue`]; [`claim`] decodes the kind, and an unknown kind is an
+/// error, never a default.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Job {
     /// Bring one person's auth user(s) to what the roster says.
     Provision { email: Email },
+    /// Send an invitation's link to its person (`email` is where it was
+    /// addressed when queued, for operators; the job reads it again).
+    Invite { invitation: i64, email: Email },
 }
 
 impl Job {
+    pub(crate) fn kind(&self) -> JobKind {
+        match self {
+            Self::Provision { .. } => JobKind::Provision,
+            Self::Invite { .. } => JobKind::Invite,
+        }
+    }
+
     /// The job's `email` column.
     fn email(&self) -> &str {
         match self {
-            Self::Provision { email } => email.as_str(),
+            Self::Provision { email } | Self::Invite { email, .. } => email.as_str(),
         }
     }
 
     /// A job read back from its row.
-    fn from_row(email: String) -> Self {
-        Self::Provision {
-            email: Email::from_trusted(email),
+    fn from_row(
+        kind: JobKind,
+        email: String,
+        invitation: Option<i64>,
+    ) -> Result<Self, sqlx::Error> {
+        let email = Email::from_trusted(email);
+        match (kind, invitation) {
+            (JobKind::Provision, None) => Ok(Self::Provision { email }),
+            (JobKind::Invite, Some(invitation)) => Ok(Self::Invite { invitation, email }),
+            // The table's check constraint rules this out.
+            _ => Err(sqlx::Error::Decode(
+                format!("a {kind} job with invitation {invitation:?}").into(),
+            )),
         }
     }
 }
@@ -59,29 +78,58 @@ pub(crate) async fn enqueue(
     jobs: impl IntoIterator<Item = Job>,
 ) -> Result<(), sqlx::Error> {
     let mut jobs: Vec<Job> = jobs.into_iter().collect();
-    if jobs.is_empty() {
-        return Ok(());
-    }
     jobs.sort_unstable();
     jobs.dedup();
     // sqlx binds `text[]` from a slice of `String`.
-    let emails: Vec<String> = jobs.iter().map(|j| j.email().to_owned()).collect();
-    sqlx::query!(
-        r#"insert into provisioning_jobs (email)
-           select unnest($1::text[])
-           on conflict (email) where state in ('pending', 'running')
-           do update set
-               dirty = provisioning_jobs.state = $2,
-               run_at = case when provisioning_jobs.state = $3
-                             then least(provisioning_jobs.run_at, now())
-                             else provisioning_jobs.run_at end,
-               updated_at = now()"#,
-        &emails,
-        JobState::Running.as_str(),
-        JobState::Pending.as_str()
-    )
-    .execute(conn)
-    .await?;
+    let mut emails: Vec<String> = Vec::new();
+    let (mut invitations, mut addressed): (Vec<i64>, Vec<String>) = (Vec::new(), Vec::new());
+    for job in &jobs {
+        match job {
+            Job::Provision { email } => emails.push(email.as_str().to_owned()),
+            Job::Invite { invitation, .. } => {
+                invitations.push(*invitation);
+                addressed.push(job.email().to_owned());
+            }
+        }
+    }
+    if !emails.is_empty() {
+        sqlx::query!(
+            r#"insert into provisioning_jobs (email)
+               select unnest($1::text[])
+               on conflict (email) where kind = 'provision' and state in ('pending', 'running')
+               do update set
+                   dirty = provisioning_jobs.state = $2,
+                   run_at = case when provisioning_jobs.state = $3
+                                 then least(provisioning_jobs.run_at, now())
+                                 else provisioning_jobs.run_at end,
+                   updated_at = now()"#,
+            &emails,
+            JobState::Running.as_str(),
+            JobState::Pending.as_str()
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !invitations.is_empty() {
+        sqlx::query!(
+            r#"insert into provisioning_jobs (kind, invitation_id, email)
+               select $4, i, e from unnest($1::bigint[], $5::text[]) as j(i, e)
+               on conflict (invitation_id) where kind = 'invite' and state in ('pending', 'running')
+               do update set
+                   dirty = provisioning_jobs.state = $2,
+                   run_at = case when provisioning_jobs.state = $3
+                                 then least(provisioning_jobs.run_at, now())
+                                 else provisioning_jobs.run_at end,
+                   updated_at = now()"#,
+            &invitations,
+            JobState::Running.as_str(),
+            JobState::Pending.as_str(),
+            JobKind::Invite.as_str(),
+            &addressed
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -168,7 +216,8 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
                updated_at = now()
            where j.id in (
                select id from expired union all select id from due limit $1)
-           returning j.id, j.email, j.attempts, now() as "started_at!""#,
+           returning j.id, j.kind as "kind: JobKind", j.email, j.invitation_id, j.attempts,
+                     now() as "started_at!""#,
         limit,
         token,
         lease_secs,
@@ -176,16 +225,17 @@ pub async fn claim(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claim
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Claimed {
-            id: r.id,
-            job: Job::from_row(r.email),
-            attempt: r.attempts,
-            token,
-            started_at: r.started_at,
+    rows.into_iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.id,
+                job: Job::from_row(r.kind, r.email, r.invitation_id)?,
+                attempt: r.attempts,
+                token,
+                started_at: r.started_at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Gives claimed jobs that never started back to the queue as they were

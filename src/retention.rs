@@ -1,7 +1,8 @@
 //! Bounded storage (`rosterd prune`): past a retention period, stored
 //! event payloads (names, emails) are dropped while their ids and hashes
 //! stay, so deduplication is permanent; finished jobs and their attempts
-//! are deleted. The audit log is kept whole.
+//! are deleted; invitations past their expiry become `expired`, and old
+//! finished ones are deleted. The audit log is kept whole.
 
 use crate::state::JobState;
 use chrono::{DateTime, Utc};
@@ -43,6 +44,11 @@ pub(crate) struct PruneReport {
     pub(crate) payloads: u64,
     /// Finished jobs deleted with their attempts.
     pub(crate) jobs: u64,
+    /// Open invitations past their expiry, marked `expired` (whatever
+    /// their age: expiry is not retention).
+    pub(crate) invitations_expired: u64,
+    /// Expired, accepted and revoked invitations deleted.
+    pub(crate) invitations_deleted: u64,
     pub(crate) cutoff: DateTime<Utc>,
     pub(crate) dry_run: bool,
 }
@@ -62,6 +68,8 @@ pub(crate) async fn prune(
         dry_run,
         ..PruneReport::default()
     };
+    (report.invitations_expired, report.invitations_deleted) =
+        crate::invite::store::prune(&mut *db.acquire().await?, cutoff, dry_run).await?;
     if dry_run {
         report.payloads = sqlx::query_scalar!(
             r#"select count(*) as "n!" from inbound_events
@@ -137,11 +145,13 @@ impl PruneReport {
             "pruned"
         };
         format!(
-            "  {verb} everything older than {}\n\n  event payloads: {}\n  finished jobs: {}\n",
+            "  {verb} everything older than {}\n\n  event payloads: {}\n  finished jobs: {}\n  invitations expired: {}\n  old invitations: {}\n",
             self.cutoff
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.payloads,
-            self.jobs
+            self.jobs,
+            self.invitations_expired,
+            self.invitations_deleted
         )
     }
 }

@@ -4,9 +4,11 @@
 //! parts from here too.
 
 use crate::config::Config;
-use crate::config::{DatabaseConfig, ProviderConfig, ServeArgs, WorkerConfig};
+use crate::config::{DatabaseConfig, InviteConfig, ProviderConfig, ServeArgs, WorkerConfig};
 use crate::directory::AirtableDirectory;
 use crate::http::AppState;
+use crate::invite::deliver::Delivery;
+use crate::invite::mail::{Letter, Mailer};
 use crate::lookup::readthrough::ReadThrough;
 use crate::provision::provider::local::LocalProvider;
 use crate::provision::provider::supabase::SupabaseProvider;
@@ -58,33 +60,58 @@ pub(crate) async fn database(cfg: &DatabaseConfig) -> Result<PgPool, Failure> {
 }
 
 /// The auth provider, counted in `/metrics`. The local one gets a pool of
-/// its own (tier 3 in [`crate::db`]), connected on first use.
+/// its own (tier 3 in [`crate::db`]), connected on first use. With
+/// invitations on, new users are created unconfirmed.
 pub(crate) fn provider(
     cfg: &ProviderConfig,
     db: &DatabaseConfig,
+    invitations: Option<&InviteConfig>,
 ) -> Result<Arc<dyn AuthProvider>, Failure> {
+    let inviting = invitations.is_some();
     let provider: Arc<dyn AuthProvider> = match cfg {
-        ProviderConfig::Local => Arc::new(LocalProvider::new(
-            db::connect_accounts(db).map_err(unreachable_db)?,
-        )),
+        ProviderConfig::Local => Arc::new(
+            LocalProvider::new(db::connect_accounts(db).map_err(unreachable_db)?)
+                .inviting(inviting),
+        ),
         ProviderConfig::Supabase { url, key, timeout } => Arc::new(
             SupabaseProvider::new(url, key.clone(), *timeout)
-                .expect("validated when the configuration was resolved"),
+                .expect("validated when the configuration was resolved")
+                .inviting(inviting),
         ),
     };
     Ok(Metered::wrap(provider))
 }
 
-/// A provisioning worker on a pool of its own (tier 2 in [`crate::db`]).
+/// The mailer for invitations, when invitations are on and SMTP is set.
+fn delivery(invitations: Option<&InviteConfig>) -> Result<Option<Delivery>, Failure> {
+    let Some((cfg, smtp)) = invitations.and_then(|i| i.smtp.as_ref().map(|s| (i, s))) else {
+        return Ok(None);
+    };
+    let letter = Letter {
+        from: smtp.from.clone(),
+        product: cfg.product.clone(),
+    };
+    let mailer = Mailer::new(&smtp.url, smtp.timeout, letter)
+        .map_err(|m| Failure::Config(format!("SMTP_URL: {m}")))?;
+    Ok(Some(Delivery {
+        mailer,
+        base: cfg.base_url.clone(),
+    }))
+}
+
+/// A worker on a pool of its own (tier 2 in [`crate::db`]): provisioning,
+/// and with invitations on, their mail.
 pub(crate) async fn worker(
     db: &DatabaseConfig,
     provider: Arc<dyn AuthProvider>,
     cfg: WorkerConfig,
+    invitations: Option<&InviteConfig>,
 ) -> Result<Worker, Failure> {
+    let delivery = delivery(invitations)?;
     let pool = db::connect_worker(db, cfg.concurrency)
         .await
         .map_err(unreachable_db)?;
-    Ok(Worker::new(pool, provider, cfg))
+    Ok(Worker::new(pool, provider, cfg).inviting(invitations.map(InviteConfig::policy), delivery))
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
@@ -102,12 +129,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
                    max_connections = limits.max_connections, "rosterd listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let provider = provider(&config.provider, &config.db)?;
+    let invitations = config.invitations.as_ref();
+    let provider = provider(&config.provider, &config.db, invitations)?;
     let runs = db::connect_provisioning(&config.db, config.lookup.provision_concurrency)
-        .map_err(unreachable_db)?;
+        .map_err(unreachable_db)?
+        .inviting(invitations.map(InviteConfig::policy));
     let worker = match config.worker.clone() {
         Some(cfg) => {
-            let worker = worker(&config.db, provider.clone(), cfg).await?;
+            let worker = worker(&config.db, provider.clone(), cfg, invitations).await?;
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
         None => None,
@@ -238,6 +267,9 @@ pub fn routes(config: &Config) -> http::Routes {
         .merge(console::router());
     if config.webhook_enabled {
         routes = routes.merge(http::inbound::router(config.max_body_bytes));
+    }
+    if let Some(invitations) = &config.invitations {
+        routes = routes.merge(http::invite::router(invitations));
     }
     routes
 }

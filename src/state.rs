@@ -154,6 +154,26 @@ text_enum! {
         Decommissioned = "decommissioned",
         Updated = "updated",
         Unchanged = "unchanged",
+        /// An invitation job's: the SMTP server took the message.
+        Sent = "sent",
+    }
+}
+
+text_enum! {
+    /// `provisioning_jobs.kind`: what a job does (see `outbox::Job`).
+    pub(crate) enum JobKind ("job kind") {
+        Provision = "provision",
+        Invite = "invite",
+    }
+}
+
+text_enum! {
+    /// `invitations.state`.
+    pub(crate) enum InviteState ("invitation state") {
+        Pending = "pending",
+        Accepted = "accepted",
+        Expired = "expired",
+        Revoked = "revoked",
     }
 }
 
@@ -209,6 +229,8 @@ mod tests {
         round_trips(&RowStatus::ALL);
         round_trips(&Source::ALL);
         round_trips(&EventOutcome::ALL);
+        round_trips(&JobKind::ALL);
+        round_trips(&InviteState::ALL);
     }
 
     #[test]

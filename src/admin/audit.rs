@@ -5,28 +5,9 @@ use super::AdminError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-/// Records one operator action. Pass the change's own transaction where
-/// there is one, so the row and the change commit together.
-pub(crate) async fn record(
-    conn: &mut PgConnection,
-    actor: &str,
-    action: &str,
-    target: Option<&str>,
-    details: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "insert into audit_log (actor, action, target, details) values ($1, $2, $3, $4)",
-        actor,
-        action,
-        target,
-        details
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+pub(crate) use crate::audit::record;
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Entry {

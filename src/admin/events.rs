@@ -36,7 +36,7 @@ pub(crate) struct EventFilter {
     pub(crate) until: Option<DateTime<Utc>>,
 }
 
-fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, AdminError> {
+pub(crate) fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, AdminError> {
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {

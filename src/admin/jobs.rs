@@ -4,7 +4,7 @@ use super::audit;
 use super::events::only_known;
 use super::page::{listing_limit, parse_id_cursor, Page};
 use super::AdminError;
-use crate::state::{Action, JobState};
+use crate::state::{Action, JobKind, JobState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -15,7 +15,10 @@ use std::collections::HashMap;
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub(crate) id: i64,
+    pub(crate) kind: JobKind,
     pub(crate) email: String,
+    /// The invitation an `invite` job sends.
+    pub(crate) invitation_id: Option<i64>,
     pub(crate) status: JobState,
     pub(crate) attempts: i32,
     pub(crate) run_at: DateTime<Utc>,
@@ -47,7 +50,7 @@ pub(crate) async fn list(
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         Job,
-        r#"select id, email, state as "status: JobState", attempts, run_at, lease_until, dirty,
+        r#"select id, kind as "kind: JobKind", email, invitation_id, state as "status: JobState", attempts, run_at, lease_until, dirty,
                   last_action as "last_action: Action", last_error, created_at, updated_at
            from provisioning_jobs
            where ($1::text is null or state = $1) and ($2::bigint is null or id < $2)
@@ -66,7 +69,7 @@ pub(crate) async fn list(
 pub async fn for_email(db: &PgPool, email: &str) -> Result<Vec<Job>, sqlx::Error> {
     sqlx::query_as!(
         Job,
-        r#"select id, email, state as "status: JobState", attempts, run_at, lease_until, dirty,
+        r#"select id, kind as "kind: JobKind", email, invitation_id, state as "status: JobState", attempts, run_at, lease_until, dirty,
                   last_action as "last_action: Action", last_error, created_at, updated_at
            from provisioning_jobs where email = $1 order by id desc limit 10"#,
         email
@@ -86,7 +89,8 @@ pub(crate) async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job,
         .ok_or_else(|| AdminError::BadInput("job id must be a positive whole number".into()))?;
     let mut tx = db.begin().await?;
     let job = sqlx::query!(
-        r#"select email, state as "state: JobState" from provisioning_jobs where id = $1 for update"#,
+        r#"select email, kind as "kind: JobKind", invitation_id, state as "state: JobState"
+           from provisioning_jobs where id = $1 for update"#,
         id
     )
     .fetch_optional(&mut *tx)
@@ -99,8 +103,12 @@ pub(crate) async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job,
         )));
     }
     let active = sqlx::query_scalar!(
-        "select id from provisioning_jobs where email = $1 and state in ('pending', 'running')",
-        job.email
+        "select id from provisioning_jobs
+         where state in ('pending', 'running') and kind = $2
+           and (email = $1 and kind = 'provision' or invitation_id = $3)",
+        job.email,
+        job.kind.as_str(),
+        job.invitation_id
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -115,7 +123,7 @@ pub(crate) async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job,
            set state = $2, attempts = 0, run_at = now(), dirty = false,
                lease_token = null, lease_until = null, updated_at = now()
            where id = $1
-           returning id, email, state as "status: JobState", attempts, run_at, lease_until,
+           returning id, kind as "kind: JobKind", email, invitation_id, state as "status: JobState", attempts, run_at, lease_until,
                      dirty, last_action as "last_action: Action", last_error, created_at,
                      updated_at"#,
         id,

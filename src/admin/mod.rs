@@ -5,6 +5,7 @@
 pub(crate) mod audit;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod invitations;
 pub mod jobs;
 pub(crate) mod page;
 pub(crate) mod provision;

@@ -83,6 +83,8 @@ pub(crate) struct UserDetail {
     pub(crate) auth: AuthState,
     pub(crate) jobs: Vec<Job>,
     pub(crate) events: Vec<EventSummary>,
+    /// The linked auth user's invitations, newest first.
+    pub(crate) invitations: Vec<crate::invite::store::Invitation>,
 }
 
 pub(crate) async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {
@@ -153,11 +155,16 @@ pub(crate) async fn detail(
         None => Vec::new(),
     };
     let events = recent_for_user(db, &id).await?;
+    let invitations = match user.auth_user_id {
+        Some(uid) => super::invitations::for_user(db, uid).await?,
+        None => Vec::new(),
+    };
     Ok(UserDetail {
         user,
         auth,
         jobs,
         events,
+        invitations,
     })
 }
 

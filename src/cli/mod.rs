@@ -54,6 +54,33 @@ pub(crate) enum Command {
     Prune(PruneCmd),
     /// Print the headers that sign a body read from stdin.
     Sign(SignArgs),
+    /// Resend or revoke a person's invitation.
+    Invite(InviteCmd),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct InviteCmd {
+    #[command(flatten)]
+    pub(crate) db: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) invite: crate::config::InviteArgs,
+    #[command(subcommand)]
+    pub(crate) action: InviteAction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum InviteAction {
+    /// A new link for the person's latest invitation (the old one stops
+    /// working) and a fresh expiry; mailed, or printed without SMTP_URL.
+    Resend {
+        /// The person's email (or the address the invitation went to).
+        email: String,
+    },
+    /// Revoke the person's open invitation.
+    Revoke {
+        /// The person's email (or the address the invitation went to).
+        email: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +184,8 @@ pub(crate) struct WorkerCmd {
     pub(crate) provider: ProviderArgs,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) invite: crate::config::InviteArgs,
     /// Run every job that is due, then exit.
     #[arg(long)]
     pub(crate) once: bool,
@@ -168,6 +197,8 @@ pub(crate) struct ProvisionCmd {
     pub(crate) db: DatabaseArgs,
     #[command(flatten)]
     pub(crate) provider: ProviderArgs,
+    #[command(flatten)]
+    pub(crate) invite: crate::config::InviteArgs,
     /// Report what would change without changing anything.
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -248,5 +279,6 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Replay(cmd) => verbs::replay(cmd).await,
         Command::Prune(cmd) => verbs::prune(cmd).await,
         Command::Sign(args) => verbs::sign(args).map_err(Failure::from),
+        Command::Invite(cmd) => verbs::invite(cmd).await,
     }
 }

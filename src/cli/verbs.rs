@@ -2,7 +2,10 @@
 //! the configuration, take live parts from [`crate::startup`], call the
 //! operation, print what it did.
 
-use super::{ProvisionCmd, PruneCmd, PushCmd, ReplayCmd, Scheme, SignArgs, SyncCmd, WorkerCmd};
+use super::{
+    InviteAction, InviteCmd, ProvisionCmd, PruneCmd, PushCmd, ReplayCmd, Scheme, SignArgs, SyncCmd,
+    WorkerCmd,
+};
 use crate::config::DatabaseArgs;
 use crate::signature::Key;
 use crate::startup::{self, Failure};
@@ -23,9 +26,10 @@ pub(super) async fn worker(cmd: WorkerCmd) -> Result<(), Failure> {
         cmd.provider.resolve()?,
         cmd.worker.resolve()?,
     );
+    let invitations = cmd.invite.resolve()?;
     startup::database(&db_cfg).await?;
-    let provider = startup::provider(&provider_cfg, &db_cfg)?;
-    let worker = startup::worker(&db_cfg, provider, worker_cfg).await?;
+    let provider = startup::provider(&provider_cfg, &db_cfg, invitations.as_ref())?;
+    let worker = startup::worker(&db_cfg, provider, worker_cfg, invitations.as_ref()).await?;
     if cmd.once {
         let r = worker
             .drain()
@@ -42,10 +46,17 @@ pub(super) async fn worker(cmd: WorkerCmd) -> Result<(), Failure> {
 
 pub(super) async fn provision(cmd: ProvisionCmd) -> Result<(), Failure> {
     let (db_cfg, provider_cfg) = (cmd.db.resolve()?, cmd.provider.resolve()?);
+    let invitations = cmd.invite.resolve()?;
     let pool = startup::database(&db_cfg).await?;
-    let provider = startup::provider(&provider_cfg, &db_cfg)?;
+    let provider = startup::provider(&provider_cfg, &db_cfg, invitations.as_ref())?;
     // One person at a time: one run's connection is enough.
-    let runs = crate::db::connect_provisioning(&db_cfg, 1).map_err(anyhow::Error::from)?;
+    let runs = crate::db::connect_provisioning(&db_cfg, 1)
+        .map_err(anyhow::Error::from)?
+        .inviting(
+            invitations
+                .as_ref()
+                .map(crate::config::InviteConfig::policy),
+        );
     let report = crate::admin::provision::reconcile_all(
         &pool,
         &runs,
@@ -309,4 +320,43 @@ pub fn signed_headers(
             ]
         }
     }
+}
+
+/// `rosterd invite resend|revoke EMAIL`: the person's latest invitation.
+pub(super) async fn invite(cmd: InviteCmd) -> Result<(), Failure> {
+    let db_cfg = cmd.db.resolve()?;
+    let cfg = cmd.invite.resolve()?.ok_or_else(|| {
+        Failure::Config("INVITATIONS_ENABLED: must be on to resend or revoke invitations".into())
+    })?;
+    let raw = match &cmd.action {
+        InviteAction::Resend { email } | InviteAction::Revoke { email } => email,
+    };
+    let email =
+        crate::event::Email::parse(raw).map_err(|e| Failure::Config(format!("EMAIL: {e}")))?;
+    let pool = startup::database(&db_cfg).await?;
+    let actor = cli_actor();
+    let done = match cmd.action {
+        InviteAction::Resend { .. } => {
+            crate::admin::invitations::resend_for(&pool, &cfg, &actor, &email).await
+        }
+        InviteAction::Revoke { .. } => {
+            crate::admin::invitations::revoke_for(&pool, &actor, &email).await
+        }
+    };
+    let done = done.map_err(|e| match e {
+        crate::admin::AdminError::NotFound => {
+            Failure::Runtime(anyhow::anyhow!("{email} has no invitation"))
+        }
+        other => Failure::Runtime(anyhow::anyhow!("{other}")),
+    })?;
+    println!(
+        "invitation {} for {}: {}",
+        done.invitation.id, done.invitation.email, done.invitation.state
+    );
+    match done.link {
+        Some(link) => println!("link (shown once; send it to the person): {link}"),
+        None if done.mailed => println!("a new link is being mailed"),
+        None => {}
+    }
+    Ok(())
 }

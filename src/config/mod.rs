@@ -11,6 +11,7 @@ use std::path::PathBuf;
 mod database;
 mod directory;
 mod http;
+mod invite;
 mod lookup;
 mod provider;
 mod rules;
@@ -19,6 +20,8 @@ mod worker;
 pub use database::{DatabaseArgs, DatabaseConfig};
 pub use directory::{DirectoryArgs, DirectoryConfig};
 pub(crate) use http::{HttpArgs, HttpLimits};
+pub(crate) use invite::InviteArgs;
+pub use invite::{InviteConfig, SmtpConfig};
 pub use lookup::{LookupArgs, LookupConfig};
 pub use provider::{ProviderArgs, ProviderConfig, ProviderKind};
 pub(crate) use rules::{EventArgs, RoleArgs};
@@ -153,6 +156,8 @@ pub(crate) struct ServeArgs {
     pub(crate) directory: DirectoryArgs,
     #[command(flatten)]
     pub(crate) lookup: LookupArgs,
+    #[command(flatten)]
+    pub(crate) invite: InviteArgs,
 }
 
 /// SCIM tokens are long-lived machine credentials: hard to guess.
@@ -182,6 +187,8 @@ pub struct Config {
     /// `METRICS_GAUGES_MAX_AGE_SECS`.
     pub metrics_gauges_max_age: std::time::Duration,
     pub lookup: LookupConfig,
+    /// `None` unless `INVITATIONS_ENABLED`.
+    pub invitations: Option<InviteConfig>,
 }
 
 impl ServeArgs {
@@ -238,8 +245,10 @@ impl ServeArgs {
         .map_err(|m| ConfigError::new("SCIM_TOKENS", m))?;
         let directory = self.directory.resolve()?;
         let lookup = self.lookup.resolve()?;
+        let invitations = self.invite.resolve()?;
         Ok(Config {
             lookup,
+            invitations,
             metrics_gauges_max_age: std::time::Duration::from_secs(
                 self.metrics_gauges_max_age_secs,
             ),

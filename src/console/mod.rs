@@ -7,6 +7,7 @@
 //! value; the one stylesheet is compiled into the binary. No JavaScript.
 
 pub(crate) mod events;
+pub(crate) mod invitations;
 pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod people;
@@ -43,6 +44,9 @@ pub(crate) fn router() -> crate::http::Routes {
         .page_post("/console/events/{eventId}/replay", events::replay_one)
         .page_get("/console/jobs", jobs::list)
         .page_post("/console/jobs/{id}/retry", jobs::retry)
+        .page_get("/console/invitations", invitations::list)
+        .page_post("/console/invitations/{id}/resend", invitations::resend)
+        .page_post("/console/invitations/{id}/revoke", invitations::revoke)
         .page_get("/console/reconcile", ops::reconcile_form)
         .page_post("/console/reconcile", ops::reconcile)
         .page_get("/console/audit", ops::audit)
@@ -71,15 +75,17 @@ pub(crate) enum Nav {
     People,
     Events,
     Jobs,
+    Invitations,
     Reconcile,
     Audit,
     Health,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::People, "/console/people", "People"),
     (Nav::Events, "/console/events", "Events"),
     (Nav::Jobs, "/console/jobs", "Jobs"),
+    (Nav::Invitations, "/console/invitations", "Invitations"),
     (Nav::Reconcile, "/console/reconcile", "Reconcile"),
     (Nav::Audit, "/console/audit", "Audit log"),
     (Nav::Health, "/console/health", "Health"),
@@ -316,6 +322,19 @@ impl Badge for EventOutcome {
     }
 }
 
+impl Badge for crate::state::InviteState {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+    fn tone(self) -> Tone {
+        match self {
+            Self::Pending => Tone::Warn,
+            Self::Accepted => Tone::Good,
+            Self::Expired | Self::Revoked => Tone::Plain,
+        }
+    }
+}
+
 impl Badge for JobState {
     fn word(self) -> &'static str {
         self.as_str()
@@ -378,6 +397,8 @@ pub(crate) fn notice(key: Option<&String>) -> Option<&'static str> {
         "retried" => "Job retried: it is pending again with a fresh attempt count.",
         "provisioned" => "Provisioned now; the auth user below is the provider's answer.",
         "signed-out" => "Signed out.",
+        "resent" => "Invitation resent: a new link is on its way, and the old one no longer works.",
+        "revoked" => "Invitation revoked: its link no longer works.",
         _ => return None,
     })
 }

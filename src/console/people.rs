@@ -166,6 +166,8 @@ pub(crate) async fn detail(
                 }
             }
         }
+        h2 { "Invitations" }
+        (super::invitations::table(&session, &d.invitations))
         h2 { "Jobs" }
         (jobs_table(&session, &d.jobs))
         h2 { "Recent events" }

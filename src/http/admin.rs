@@ -31,6 +31,9 @@ pub(crate) fn router() -> super::Routes {
         .get("/api/admin/jobs", list_jobs)
         .post("/api/admin/jobs/{id}/retry", retry_job)
         .get("/api/admin/audit", audit_log)
+        .get("/api/admin/invitations", list_invitations)
+        .post("/api/admin/invitations/{id}/resend", resend_invitation)
+        .post("/api/admin/invitations/{id}/revoke", revoke_invitation)
         .body_limit(MAX_BODY_BYTES)
 }
 
@@ -305,5 +308,43 @@ async fn audit_log(
     .await?;
     Ok(Json(
         json!({"entries": page.items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+async fn list_invitations(
+    _: Operator,
+    State(state): State<AppState>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = admin::invitations::list(&state.db, &params(p)?).await?;
+    Ok(Json(
+        json!({"invitations": page.items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+async fn resend_invitation(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::invitations::Changed>, ApiError> {
+    let id = admin::invitations::parse_id(&id)?;
+    let cfg = state.config.invitations.as_ref().ok_or_else(|| {
+        ApiError::Conflict(
+            "invitations are off (INVITATIONS_ENABLED); nothing can be resent".into(),
+        )
+    })?;
+    let changed = admin::invitations::resend(&state.db, cfg, &actor, id).await?;
+    state.wakeup.poke();
+    Ok(Json(changed))
+}
+
+async fn revoke_invitation(
+    Operator(actor): Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::invitations::Changed>, ApiError> {
+    let id = admin::invitations::parse_id(&id)?;
+    Ok(Json(
+        admin::invitations::revoke(&state.db, &actor, id).await?,
     ))
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod inbound;
+pub(crate) mod invite;
 pub(crate) mod lookup;
 pub(crate) mod ops;
 pub(crate) mod routes;

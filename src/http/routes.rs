@@ -76,6 +76,27 @@ impl Routes {
         self
     }
 
+    /// A page for the public (an invitation link), `GET` and `POST` on
+    /// one path: neither an API operation nor a console page, so in
+    /// neither table.
+    pub(crate) fn public_page<G, TG, P, TP>(mut self, path: &'static str, get: G, post: P) -> Self
+    where
+        G: Handler<TG, AppState>,
+        TG: 'static,
+        P: Handler<TP, AppState>,
+        TP: 'static,
+    {
+        self.router = self.router.route(path, routing::get(get).post(post));
+        self
+    }
+
+    /// Makes `value` available to the handlers added so far (an axum
+    /// `Extension`), like [`Routes::body_limit`] only for what is there.
+    pub(crate) fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.router = self.router.layer(axum::Extension(value));
+        self
+    }
+
     /// An HTML page of the operator console (`GET`).
     pub(crate) fn page_get<H, T>(mut self, path: &'static str, handler: H) -> Self
     where

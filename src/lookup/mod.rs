@@ -158,6 +158,9 @@ async fn answer(
             "the record does not hold its email's auth user".into(),
         ));
     };
+    // Until they accept, an invited person's account is not theirs yet.
+    let invited = state.runs.invitations().is_some()
+        && crate::invite::store::is_invited(&mut *state.db.acquire().await?, user_id).await?;
     Ok(Answer::Active {
         user: User {
             id: row.id,
@@ -168,7 +171,7 @@ async fn answer(
         },
         auth: Auth {
             user_id,
-            state: "active",
+            state: if invited { "invited" } else { "active" },
         },
         source,
     })

@@ -111,7 +111,8 @@ async fn provision(
 ) -> Result<Action, ProvisionError> {
     let turn = locks::turn(email.as_str()).await;
     let mut locks = Locks::new(db).await?;
-    let result = converge(&mut locks, provider, email).await;
+    let mut invited = Invited::default();
+    let result = converge(&mut locks, provider, email, db.invitations(), &mut invited).await;
     // Everything is written: the caller need not wait for the unlock. The
     // turn is kept until then, so this process's next run for the email
     // waits for it; another process's waits on the lock itself. Should
@@ -125,13 +126,46 @@ async fn provision(
     if let Ok(action) = &result {
         tracing::info!(action = action.as_str(), "provisioned person");
     }
+    invited.announce(db).await;
     result
+}
+
+/// Invitations a run issued (with invitations on).
+#[derive(Default)]
+struct Invited {
+    issued: usize,
+    mailed: bool,
+}
+
+impl Invited {
+    fn count(&mut self, id: Option<i64>, policy: crate::invite::Policy) {
+        if id.is_some() {
+            self.issued += 1;
+            self.mailed |= policy.mail;
+        }
+    }
+
+    /// Counts them, and wakes the workers for their mail now rather than at
+    /// their next poll (a run outside the worker, such as a first login,
+    /// queued it).
+    async fn announce(self, db: &RunPool) {
+        for _ in 0..self.issued {
+            crate::metrics::invitation("issued");
+        }
+        if self.mailed {
+            if let Err(e) = outbox::notify(db.pool()).await {
+                tracing::debug!(error = %e, "NOTIFY after queueing an invitation failed; workers poll");
+            }
+        }
+    }
 }
 
 async fn converge(
     locks: &mut Locks,
     provider: &dyn AuthProvider,
     email: &Email,
+    invites: Option<crate::invite::Policy>,
+    invited: &mut Invited,
 ) -> Result<Action, ProvisionError> {
     let mut look_up = false;
     locks
@@ -165,8 +199,13 @@ async fn converge(
                 .into())
             }
         };
-        match act(locks, provider, &facts, &plan.steps).await? {
-            Acted::Done => return Ok(plan.action),
+        match act(locks, provider, &facts, &plan.steps, invites, invited).await? {
+            Acted::Done => {
+                if let Some(policy) = invites {
+                    settle_invitations(locks, email, policy, invited).await?;
+                }
+                return Ok(plan.action);
+            }
             // Someone outside the locks had the email, or the roster moved
             // on: decide again from what is there now.
             Acted::Moved => look_up = true,
@@ -240,6 +279,8 @@ async fn act(
     provider: &dyn AuthProvider,
     facts: &Facts,
     steps: &[Step],
+    invites: Option<crate::invite::Policy>,
+    invited: &mut Invited,
 ) -> Result<Acted, ProvisionError> {
     let email = &facts.person.email;
     let holder = facts.person.holder.as_ref();
@@ -268,14 +309,37 @@ async fn act(
                 let holder = holder.expect("only an active holder gets a user");
                 match create(provider, email, profile).await? {
                     Some(user) => {
-                        link_new(locks.conn(), email, &holder.row_id, expected, user.id).await?
+                        let linking = Linking {
+                            row_id: &holder.row_id,
+                            expected,
+                            user: user.id,
+                            fresh: true,
+                        };
+                        linking.link(locks.conn(), email, invites, invited).await?
                     }
                     None => false,
                 }
             }
             Step::Adopt(user, update) => {
                 let holder = holder.expect("only an active holder adopts");
-                link(locks.conn(), email, &holder.row_id, expected, user.id).await?
+                // A user of ours that no row links is one we created whose
+                // answer (or link) was lost: the person is new all the same.
+                let ours_unlinked = user.managed
+                    && matches!(&facts.occupant, Occupant::User(u, None) if u.id == user.id);
+                let linking = Linking {
+                    row_id: &holder.row_id,
+                    expected,
+                    user: user.id,
+                    fresh: false,
+                };
+                linking
+                    .link(
+                        locks.conn(),
+                        email,
+                        invites.filter(|_| ours_unlinked),
+                        invited,
+                    )
+                    .await?
                     && (*update == UserUpdate::default()
                         || settled(provider.update_user(user.id, update).await)?)
             }
@@ -297,6 +361,76 @@ async fn act(
         }
     }
     Ok(Acted::Done)
+}
+
+/// Linking the holder row to a user: a compare-and-set on what the run read
+/// (`roster::store::link`).
+struct Linking<'a> {
+    row_id: &'a str,
+    expected: Option<Uuid>,
+    user: Uuid,
+    /// Created just now: no other row can link it yet.
+    fresh: bool,
+}
+
+impl Linking<'_> {
+    /// `false` when the roster moved on. With `invite` (invitations on, and
+    /// the user is one rosterd created for this person), the person's
+    /// invitation is issued in the same transaction as the link.
+    async fn link(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        email: &Email,
+        invite: Option<crate::invite::Policy>,
+        invited: &mut Invited,
+    ) -> Result<bool, sqlx::Error> {
+        let Some(policy) = invite else {
+            return self.write(conn, email).await;
+        };
+        let mut tx = sqlx::Acquire::begin(conn).await?;
+        let linked = self.write(&mut tx, email).await?;
+        if linked {
+            let id = crate::invite::store::issue_new(&mut tx, self.user, email, policy).await?;
+            tx.commit().await?;
+            invited.count(id, policy);
+        }
+        Ok(linked)
+    }
+
+    async fn write(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        email: &Email,
+    ) -> Result<bool, sqlx::Error> {
+        if self.fresh {
+            link_new(conn, email, self.row_id, self.expected, self.user).await
+        } else {
+            link(conn, email, self.row_id, self.expected, self.user).await
+        }
+    }
+}
+
+/// After a run that acted, from the rows as they are now: invitations of
+/// users no active person holds are revoked, and a person who came back is
+/// invited again unless they had accepted (`invite::store::settle`).
+async fn settle_invitations(
+    locks: &mut Locks,
+    email: &Email,
+    policy: crate::invite::Policy,
+    invited: &mut Invited,
+) -> Result<(), sqlx::Error> {
+    let person = load(locks.conn(), email).await?;
+    let holder = person.desired().and(person.holder_link());
+    let gone: Vec<Uuid> = person.links().filter(|id| Some(*id) != holder).collect();
+    let id = crate::invite::store::settle(
+        locks.conn(),
+        holder.map(|user| (user, email)),
+        &gone,
+        policy,
+    )
+    .await?;
+    invited.count(id, policy);
+    Ok(())
 }
 
 /// `Ok(false)` for the answers that mean "not what we read": the email is

@@ -39,7 +39,8 @@ impl Report {
             Action::Restored => &mut self.restored,
             Action::Decommissioned => &mut self.decommissioned,
             Action::Updated => &mut self.updated,
-            Action::Unchanged => &mut self.unchanged,
+            // Sent is the invitation job's word; provisioning never says it.
+            Action::Unchanged | Action::Sent => &mut self.unchanged,
         } += 1;
     }
 

@@ -1,11 +1,13 @@
-//! Works the outbox: claims due jobs, provisions each person through
-//! [`super::provision_person`], records every attempt. One loop, which runs
-//! until shutdown ([`Worker::run`]) or until nothing is due
-//! ([`Worker::drain`]).
+//! Works the outbox: claims due jobs, runs each by its kind — provisions a
+//! person through [`super::provision_person`], or mails an invitation
+//! through [`crate::invite::deliver`] — and records every attempt. One
+//! loop, which runs until shutdown ([`Worker::run`]) or until nothing is
+//! due ([`Worker::drain`]).
 
 use super::provider::AuthProvider;
 use super::{provision_person, ProvisionError};
 use crate::config::WorkerConfig;
+use crate::invite::deliver::{deliver, DeliverError, Delivery};
 use crate::outbox::{self, Claimed, Finish, Job};
 use crate::state::Action;
 use sqlx::postgres::PgListener;
@@ -22,6 +24,8 @@ pub struct Worker {
     db: PgPool,
     provider: Arc<dyn AuthProvider>,
     cfg: WorkerConfig,
+    invitations: Option<crate::invite::Policy>,
+    delivery: Option<Arc<Delivery>>,
 }
 
 /// What [`Worker::drain`] did.
@@ -62,7 +66,25 @@ enum Until {
 
 impl Worker {
     pub fn new(db: PgPool, provider: Arc<dyn AuthProvider>, cfg: WorkerConfig) -> Self {
-        Self { db, provider, cfg }
+        Self {
+            db,
+            provider,
+            cfg,
+            invitations: None,
+            delivery: None,
+        }
+    }
+
+    /// Provisioning issues invitations under `policy`, and invitation jobs
+    /// are mailed through `delivery` (without one they fail for good).
+    pub fn inviting(
+        mut self,
+        policy: Option<crate::invite::Policy>,
+        delivery: Option<Delivery>,
+    ) -> Self {
+        self.invitations = policy;
+        self.delivery = delivery.map(Arc::new);
+        self
     }
 
     /// Runs until `shutdown`, then lets the jobs in flight finish.
@@ -113,15 +135,13 @@ impl Worker {
         while !shutdown.is_cancelled() {
             // Jobs already claimed start before the claim's round trip.
             self.start(&mut ready, &slots, &recorder, &mut tasks);
-            let drained = match ready.refill(&self.db, self.cfg.lease).await {
-                Ok(drained) => drained,
-                Err(e) if draining => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming jobs failed");
-                    true
-                }
-            };
-            self.start(&mut ready, &slots, &recorder, &mut tasks);
+            let mut drained = self.refill(&mut ready, until).await?;
+            if self.start(&mut ready, &slots, &recorder, &mut tasks) && !drained {
+                // Claim again for the jobs just started, so their
+                // successors are ready the moment a slot frees rather than
+                // a claim's round trip later.
+                drained = self.refill(&mut ready, until).await?;
+            }
             // Every job that ended did so before the claim, so one it put
             // back (its person changed meanwhile) would have been claimed.
             if draining && tasks.is_empty() {
@@ -171,21 +191,38 @@ impl Worker {
         Ok(l)
     }
 
-    /// Starts claimed jobs while slots are free.
+    /// Tops up the claimed jobs; `true` when nothing more is due. A failed
+    /// claim ends a drain; a run logs it and treats the queue as drained,
+    /// so it waits before claiming again.
+    async fn refill(&self, ready: &mut Prefetch, until: Until) -> Result<bool, sqlx::Error> {
+        match ready.refill(&self.db, self.cfg.lease).await {
+            Ok(drained) => Ok(drained),
+            Err(e) if until == Until::Drained => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming jobs failed");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Starts claimed jobs while slots are free; `true` if it started any.
     fn start(
         &self,
         ready: &mut Prefetch,
         slots: &Arc<Semaphore>,
         recorder: &Recorder,
         tasks: &mut JoinSet<Option<Finish>>,
-    ) {
+    ) -> bool {
+        let mut started = false;
         while let Ok(slot) = slots.clone().try_acquire_owned() {
             let Some((job, claimed)) = ready.next() else {
                 break;
             };
             let (me, recorder) = (self.clone(), recorder.clone());
             tasks.spawn(async move { me.run_job(job, claimed, slot, &recorder).await });
+            started = true;
         }
+        started
     }
 
     /// Provisions one claimed job in `slot` while renewing its lease; frees
@@ -203,11 +240,23 @@ impl Worker {
             crate::metrics::job_finished("discarded");
             return None;
         }
-        // The worker's pool is tier 2 (crate::db): claims and results never
-        // wait for another connection while holding one.
-        let runs = crate::db::RunPool::new(self.db.clone());
-        let work = match &job.job {
-            Job::Provision { email } => provision_person(&runs, self.provider.as_ref(), email),
+        let work = async {
+            match &job.job {
+                Job::Provision { email } => {
+                    // The worker's pool is tier 2 (crate::db): claims and
+                    // results never wait for another connection while
+                    // holding one.
+                    let runs = crate::db::RunPool::new(self.db.clone()).inviting(self.invitations);
+                    provision_person(&runs, self.provider.as_ref(), email)
+                        .await
+                        .map_err(Failed::from)
+                }
+                Job::Invite { invitation, .. } => {
+                    deliver(&self.db, self.delivery.as_deref(), *invitation)
+                        .await
+                        .map_err(Failed::from)
+                }
+            }
         };
         tokio::pin!(work);
         let mut renew = tokio::time::interval(self.cfg.lease / 3);
@@ -277,24 +326,52 @@ impl Worker {
         }
     }
 
-    fn outcome(&self, job: &Claimed, result: Result<Action, ProvisionError>) -> Finish {
+    fn outcome(&self, job: &Claimed, result: Result<Action, Failed>) -> Finish {
+        let kind = job.job.kind().as_str();
         match result {
             Ok(action) => Finish::Done { action },
-            Err(e) if e.is_transient() && job.attempt < self.cfg.max_attempts => {
-                let after = outbox::backoff(job.attempt, e.retry_after());
-                tracing::warn!(job = job.id, attempt = job.attempt, retry_in = ?after, error = %e, "provisioning failed; will retry");
+            Err(e) if e.transient && job.attempt < self.cfg.max_attempts => {
+                let after = outbox::backoff(job.attempt, e.retry_after);
+                tracing::warn!(job = job.id, kind, attempt = job.attempt, retry_in = ?after, error = %e.message, "job failed; will retry");
                 Finish::Retry {
-                    error: e.to_string(),
+                    error: e.message,
                     after,
                 }
             }
             Err(e) => {
-                tracing::error!(job = job.id, attempt = job.attempt, error = %e, "provisioning failed; job is dead");
+                tracing::error!(job = job.id, kind, attempt = job.attempt, error = %e.message, "job failed; it is dead");
                 Finish::Dead {
-                    transient: e.is_transient(),
-                    error: e.to_string(),
+                    transient: e.transient,
+                    error: e.message,
                 }
             }
+        }
+    }
+}
+
+/// A job's failure, whatever its kind, as retrying sees it.
+struct Failed {
+    message: String,
+    transient: bool,
+    retry_after: Option<Duration>,
+}
+
+impl From<ProvisionError> for Failed {
+    fn from(e: ProvisionError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            retry_after: e.retry_after(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<DeliverError> for Failed {
+    fn from(e: DeliverError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            retry_after: None,
+            message: e.to_string(),
         }
     }
 }

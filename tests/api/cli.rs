@@ -211,3 +211,73 @@ fn bad_scim_tokens_stop_start_up_without_echoing_them() {
         assert!(!line.contains("0123456789"), "{line}");
     }
 }
+
+/// `rosterd invite resend|revoke EMAIL`: the person's latest invitation;
+/// without SMTP the resend prints the link once. Bad input changes nothing.
+#[sqlx::test]
+async fn invite_resend_and_revoke_from_the_shell(
+    _p: sqlx::postgres::PgPoolOptions,
+    opts: sqlx::postgres::PgConnectOptions,
+) {
+    let db = crate::helpers::migrated(&opts).await;
+    let url = crate::helpers::url_of(&opts);
+    sqlx::query(
+        "insert into invitations (user_id, email, expires_at)
+         values (gen_random_uuid(), 'ada@acme.example', now() + interval '1 day')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let on = [
+        ("DATABASE_URL", url.as_str()),
+        ("INVITATIONS_ENABLED", "true"),
+        ("INVITE_BASE_URL", "https://rosterd.acme.example"),
+        ("INVITE_REDIRECT_URL", "https://app.acme.example/"),
+    ];
+    let state = || async {
+        sqlx::query_as::<_, (String, i32)>("select state, round from invitations")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+
+    // Refused: a malformed email, invitations off, nobody with that email.
+    assert_config_error(
+        &rosterd(&["invite", "resend", "not-an-email"], &on, b""),
+        "EMAIL",
+    );
+    let off = [("DATABASE_URL", url.as_str())];
+    assert_config_error(
+        &rosterd(&["invite", "revoke", "ada@acme.example"], &off, b""),
+        "INVITATIONS_ENABLED",
+    );
+    let nobody = rosterd(&["invite", "revoke", "grace@acme.example"], &on, b"");
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("has no invitation"));
+    assert_eq!(state().await, ("pending".into(), 1), "nothing changed");
+
+    let resent = rosterd(&["invite", "resend", "ADA@acme.example"], &on, b"");
+    let out = String::from_utf8_lossy(&resent.stdout);
+    assert!(resent.status.success(), "{out}");
+    assert!(
+        out.contains(
+            "link (shown once; send it to the person): https://rosterd.acme.example/invite/"
+        ),
+        "{out}"
+    );
+    assert_eq!(state().await, ("pending".into(), 2));
+    let revoked = rosterd(&["invite", "revoke", "ada@acme.example"], &on, b"");
+    assert!(revoked.status.success());
+    assert_eq!(state().await, ("revoked".into(), 2));
+    let twice = rosterd(&["invite", "revoke", "ada@acme.example"], &on, b"");
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("only pending invitations can be revoked")
+    );
+    let actor: String =
+        sqlx::query_scalar("select actor from audit_log where action = 'invitation.revoke'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(actor.starts_with("cli"), "{actor}");
+}

@@ -657,3 +657,115 @@ async fn an_operator_works_the_console_in_a_real_browser(
         .unwrap();
     assert_eq!(sessions, 0);
 }
+
+/// The Invitations page and the person's card: list, resend (without SMTP
+/// the new link is shown once, and works), revoke; audited under the
+/// operator's name.
+#[sqlx::test]
+async fn operators_resend_and_revoke_invitations_in_the_console(db: PgPool) {
+    let cfg = rosterd::config::InviteConfig {
+        ttl: Duration::from_secs(86_400),
+        base_url: "https://rosterd.acme.example".parse().unwrap(),
+        redirect_url: "https://app.acme.example/".parse().unwrap(),
+        product: "Acme Intranet".into(),
+        smtp: None,
+        accept_per_minute: 100,
+    };
+    let provider = std::sync::Arc::new(
+        rosterd::provision::provider::local::LocalProvider::new(db.clone()).inviting(true),
+    );
+    let app =
+        TestApp::spawn_with_provider(db.clone(), provider, move |c| c.invitations = Some(cfg))
+            .await;
+    let ev = upsert_event(
+        "user.created",
+        "e1",
+        "2026-11-22T10:00:00Z",
+        "rec1",
+        "ada@acme.example",
+    );
+    assert!(app.post_signed(&ev).await.status().is_success());
+    // The lookup provisions inline, which issues the invitation.
+    assert_eq!(
+        app.lookup("email=ada@acme.example").await.status(),
+        StatusCode::OK
+    );
+    let id: i64 = sqlx::query_scalar("select id from invitations")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+
+    let console = Console::new(app.url(""));
+    let (cookie, csrf) = console.sign_in().await;
+    let list = console.get("/console/invitations", Some(&cookie)).await;
+    assert_eq!(list.status(), StatusCode::OK);
+    let html = list.text().await.unwrap();
+    assert!(
+        html.contains("ada@acme.example") && html.contains("pending"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/console/invitations/{id}/resend")),
+        "{html}"
+    );
+    let person = console.get("/console/people/rec1", Some(&cookie)).await;
+    let html = person.text().await.unwrap();
+    assert!(
+        html.contains("<h2>Invitations</h2>")
+            && html.contains(&format!("/console/invitations/{id}/revoke")),
+        "{html}"
+    );
+
+    let resent = console
+        .post(
+            &format!("/console/invitations/{id}/resend"),
+            Some(&cookie),
+            form(&[("csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(resent.status(), StatusCode::OK);
+    let html = resent.text().await.unwrap();
+    let start = html
+        .find("https://rosterd.acme.example/invite/")
+        .expect("the new link is shown");
+    let link: String = html[start..].chars().take_while(|c| *c != '"').collect();
+    let path = link.strip_prefix("https://rosterd.acme.example").unwrap();
+    assert_eq!(
+        console.get(path, None).await.status(),
+        StatusCode::OK,
+        "the shown link works"
+    );
+
+    let revoked = console
+        .post(
+            &format!("/console/invitations/{id}/revoke"),
+            Some(&cookie),
+            form(&[("csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        revoked.headers()[LOCATION],
+        "/console/invitations?done=revoked"
+    );
+    assert_eq!(
+        console.get(path, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let actions = audit_actions(&db).await;
+    for action in ["invitation.resend", "invitation.revoke"] {
+        assert!(
+            actions.contains(&("ops".to_string(), action.to_string())),
+            "{actions:?}"
+        );
+    }
+    // Revoked: no buttons are offered any more, and a second revoke is refused.
+    let again = console
+        .post(
+            &format!("/console/invitations/{id}/revoke"),
+            Some(&cookie),
+            form(&[("csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+}

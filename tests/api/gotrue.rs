@@ -23,7 +23,15 @@
 //! - users are listed newest first, `page` is 1-based, `per_page` defaults
 //!   to 50 and is at most 1000, with `Link` (next, last) and `X-Total-Count`;
 //! - error bodies are `{"code","message"}` for `X-Supabase-Api-Version:
-//!   2024-01-01` and `{"code": status, "error_code", "msg"}` otherwise.
+//!   2024-01-01` and `{"code": status, "error_code", "msg"}` otherwise;
+//! - `POST /admin/generate_link` (`adminGenerateLink`) answers the user's
+//!   fields plus `action_link`, `email_otp`, `hashed_token`,
+//!   `verification_type` and `redirect_to`; a `magiclink` for an email with
+//!   no user signs one up (unconfirmed), as GoTrue does; the link is
+//!   `{url}/auth/v1/verify?token=…&type=magiclink&redirect_to=…`, and
+//!   `GET /verify` takes it once: it confirms the email and redirects to
+//!   `redirect_to` with the session in the fragment (or an `otp_expired`
+//!   error fragment for a used or unknown token).
 //!
 //! Test controls live on [`GoTrue`], a cheap `Clone` handle onto the state.
 
@@ -37,6 +45,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use sha2::Digest;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -136,6 +145,17 @@ struct Inner {
     last_api_version: Option<String>,
     conflict_shape: Shape,
     conflicts: Conflicts,
+    links: Vec<IssuedLink>,
+}
+
+/// A sign-in link `generate_link` made.
+#[derive(Debug, Clone)]
+pub struct IssuedLink {
+    pub email: String,
+    pub hashed_token: String,
+    pub redirect_to: String,
+    pub action_link: String,
+    pub used: bool,
 }
 
 /// Creates and updates refused so far because an id or email was taken,
@@ -193,7 +213,13 @@ impl GoTrue {
         let app = Router::new()
             .route("/auth/v1/admin/users", get(list_users).post(create_user))
             .route("/auth/v1/admin/users/{id}", get(get_user).put(update_user))
+            .route(
+                "/auth/v1/admin/generate_link",
+                axum::routing::post(generate_link),
+            )
             .route_layer(middleware::from_fn_with_state(gotrue.clone(), gate))
+            // What a browser follows: no key.
+            .route("/auth/v1/verify", get(verify))
             .with_state(gotrue.clone());
         // Lives as long as the test's runtime.
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -238,6 +264,11 @@ impl GoTrue {
     }
 
     /// Every user, newest first (GoTrue's listing order).
+    /// Every sign-in link `generate_link` made, oldest first.
+    pub fn links(&self) -> Vec<IssuedLink> {
+        self.lock().links.clone()
+    }
+
     pub fn users(&self) -> Vec<User> {
         let mut users: Vec<User> = self.lock().users.values().cloned().collect();
         users.sort_by_key(|u| std::cmp::Reverse(u.seq));
@@ -895,4 +926,150 @@ fn go_duration(s: &str) -> Option<chrono::TimeDelta> {
         rest = &rest[unit_len..];
     }
     Some(total)
+}
+
+#[derive(Deserialize)]
+struct GenerateLinkParams {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    redirect_to: String,
+}
+
+async fn generate_link(
+    State(g): State<GoTrue>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Reject> {
+    let v = g.versioned(&headers);
+    let params: GenerateLinkParams = serde_json::from_slice(&body).map_err(|_| {
+        reject(
+            v,
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "Could not parse request body as JSON",
+        )
+    })?;
+    if params.email.is_empty() {
+        return Err(reject(
+            v,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "An email address is required",
+        ));
+    }
+    let email = validate_email(&params.email, v)?;
+    if !matches!(params.kind.as_str(), "magiclink" | "recovery") {
+        return Err(reject(
+            v,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            &format!("Invalid email action link type requested: {}", params.kind),
+        ));
+    }
+    let mut inner = g.lock();
+    let existing = inner.by_email.get(&email).copied();
+    let user = match existing {
+        Some(id) => inner.users[&id].clone(),
+        None if params.kind == "recovery" => {
+            return Err(reject(
+                v,
+                StatusCode::NOT_FOUND,
+                "user_not_found",
+                "User with this email not found",
+            ))
+        }
+        // A magic link for nobody signs somebody up.
+        None => {
+            let now = Utc::now();
+            inner.seq += 1;
+            let user = User {
+                id: Uuid::new_v4(),
+                email: email.clone(),
+                user_metadata: Map::new(),
+                app_metadata: base_app_metadata(),
+                email_confirmed_at: None,
+                banned_until: None,
+                created_at: now,
+                updated_at: now,
+                seq: inner.seq,
+            };
+            inner.put(user.clone());
+            user
+        }
+    };
+    let otp = format!("{:06}", rand_u32() % 1_000_000);
+    let hashed_token =
+        format!("{:x}", sha2::Sha256::digest(format!("{email}{otp}")))[..56].to_string();
+    let redirect_to = if params.redirect_to.is_empty() {
+        "http://localhost:3000".to_string()
+    } else {
+        params.redirect_to.clone()
+    };
+    let action_link = format!(
+        "{}/auth/v1/verify?token={hashed_token}&type={}&redirect_to={}",
+        g.url,
+        params.kind,
+        form_urlencoded::byte_serialize(redirect_to.as_bytes()).collect::<String>()
+    );
+    inner.links.push(IssuedLink {
+        email,
+        hashed_token: hashed_token.clone(),
+        redirect_to: redirect_to.clone(),
+        action_link: action_link.clone(),
+        used: false,
+    });
+    let mut body = user.to_json();
+    body["action_link"] = json!(action_link);
+    body["email_otp"] = json!(otp);
+    body["hashed_token"] = json!(hashed_token);
+    body["verification_type"] = json!(params.kind);
+    body["redirect_to"] = json!(redirect_to);
+    Ok(Json(body).into_response())
+}
+
+fn rand_u32() -> u32 {
+    u32::from_le_bytes(Uuid::new_v4().as_bytes()[..4].try_into().unwrap())
+}
+
+#[derive(Deserialize)]
+struct VerifyParams {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    redirect_to: String,
+}
+
+/// The browser's end of a sign-in link: once per token.
+async fn verify(State(g): State<GoTrue>, Query(q): Query<VerifyParams>) -> Response {
+    let mut inner = g.lock();
+    let found = inner
+        .links
+        .iter_mut()
+        .find(|l| l.hashed_token == q.token && !l.used);
+    let fragment = match found {
+        Some(link) => {
+            link.used = true;
+            let email = link.email.clone();
+            if let Some(id) = inner.by_email.get(&email).copied() {
+                let user = inner.users.get_mut(&id).expect("indexed");
+                user.email_confirmed_at.get_or_insert_with(Utc::now);
+            }
+            "access_token=stand-in-session&token_type=bearer&type=magiclink".to_string()
+        }
+        None => "error=access_denied&error_code=otp_expired".to_string(),
+    };
+    let to = if q.redirect_to.is_empty() {
+        "http://localhost:3000".to_string()
+    } else {
+        q.redirect_to
+    };
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(
+        axum::http::header::LOCATION,
+        HeaderValue::from_str(&format!("{to}#{fragment}")).unwrap(),
+    );
+    r
 }

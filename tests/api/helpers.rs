@@ -61,6 +61,7 @@ pub fn config() -> Config {
             provision_concurrency: 8,
             queue_wait: std::time::Duration::from_millis(250),
         },
+        invitations: None,
     }
 }
 
@@ -112,7 +113,8 @@ impl TestApp {
         tweak(&mut config);
         let app = build_app(AppState {
             // In-process tests run a handful of requests: one pool will do.
-            runs: rosterd::db::RunPool::new(db.clone()),
+            runs: rosterd::db::RunPool::new(db.clone())
+                .inviting(config.invitations.as_ref().map(|i| i.policy())),
             first_logins: Arc::new(rosterd::lookup::FirstLogins::new(
                 rosterd::overload::Gate::new(
                     config.lookup.provision_concurrency,

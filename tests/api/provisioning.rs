@@ -739,6 +739,16 @@ impl AuthProvider for Logged {
     {
         self.inner.list_users(page, per_page).await
     }
+
+    async fn welcome(
+        &self,
+        id: uuid::Uuid,
+        email: &str,
+        redirect: &reqwest::Url,
+    ) -> Result<reqwest::Url, rosterd::provision::provider::ProviderError> {
+        self.note("welcome", id.to_string());
+        self.inner.welcome(id, email, redirect).await
+    }
 }
 
 /// A job claimed ahead waits for a slot without its lease being renewed.

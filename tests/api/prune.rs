@@ -170,3 +170,66 @@ async fn prune_refuses_a_bad_period(_p: PgPoolOptions, opts: PgConnectOptions) {
     let (code, _, err) = prune_cli(&url, &[]).await;
     assert_eq!(code, 2, "{err}");
 }
+
+/// Open invitations past their expiry become `expired` (audited), whatever
+/// the retention period; finished ones older than it are deleted; a dry run
+/// counts and changes nothing.
+#[sqlx::test]
+async fn prune_expires_lapsed_invitations_and_deletes_old_ones(
+    _p: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = migrated(&opts).await;
+    let url = url_of(&opts);
+    sqlx::raw_sql(
+        "insert into invitations (user_id, email, expires_at) values
+             (gen_random_uuid(), 'lapsed@x.io', now() - interval '1 minute'),
+             (gen_random_uuid(), 'open@x.io', now() + interval '1 day');
+         insert into invitations (user_id, email, expires_at, state, accepted_at, updated_at) values
+             (gen_random_uuid(), 'old@x.io', now() - interval '100 days', 'accepted',
+              now() - interval '100 days', now() - interval '100 days'),
+             (gen_random_uuid(), 'recent@x.io', now() - interval '1 day', 'accepted',
+              now() - interval '2 days', now() - interval '2 days');",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let states = || async {
+        sqlx::query_as::<_, (String, String)>("select email, state from invitations order by email")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+    };
+    let before = states().await;
+    let (code, out, err) = prune_cli(&url, &["--older-than", "90d", "--dry-run", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let dry: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            dry["invitationsExpired"].clone(),
+            dry["invitationsDeleted"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(states().await, before, "a dry run changes nothing");
+
+    let (code, out, err) = prune_cli(&url, &["--older-than", "90d"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("invitations expired: 1\n"), "{out}");
+    assert!(out.contains("old invitations: 1\n"), "{out}");
+    assert_eq!(
+        states().await,
+        [
+            ("lapsed@x.io".to_string(), "expired".to_string()),
+            ("open@x.io".to_string(), "pending".to_string()),
+            ("recent@x.io".to_string(), "accepted".to_string()),
+        ]
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where action = 'invitation.expire' and details->>'email' = 'lapsed@x.io'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+}

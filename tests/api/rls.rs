@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every table of ours except the roster.
-const OTHER_TABLES: [&str; 8] = [
+const OTHER_TABLES: [&str; 9] = [
     "inbound_events",
     "provisioning_jobs",
     "provisioning_attempts",
@@ -20,6 +20,7 @@ const OTHER_TABLES: [&str; 8] = [
     "event_replays",
     "console_sessions",
     "scim_groups",
+    "invitations",
 ];
 
 /// The columns `authenticated` may read.
@@ -137,6 +138,14 @@ async fn populate(db: &PgPool) {
         .execute(db)
         .await
         .unwrap();
+    // Written by provisioning with invitations on.
+    sqlx::query(
+        "insert into invitations (user_id, email, expires_at, token_hash)
+         values (gen_random_uuid(), 'ada@example.com', now() + interval '7 days', sha256('t'))",
+    )
+    .execute(db)
+    .await
+    .unwrap();
     for table in OTHER_TABLES {
         let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
             .fetch_one(db)

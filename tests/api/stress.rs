@@ -22,6 +22,7 @@
 use crate::binary::*;
 use crate::gotrue::{GoTrue, Shape};
 use crate::helpers::*;
+use crate::smtp::Smtp;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -78,10 +79,27 @@ fn events(h: &[(u8, u32, u32, bool, bool, u32)], ns: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn start(url: &str, replicas: usize, gotrue: Option<&GoTrue>) -> Vec<Served> {
+async fn start(
+    url: &str,
+    replicas: usize,
+    gotrue: Option<&GoTrue>,
+    smtp: Option<&Smtp>,
+) -> Vec<Served> {
     let mut served = Vec::new();
     for _ in 0..replicas {
         let mut vars = provider_vars(gotrue);
+        if let Some(smtp) = smtp {
+            vars.extend([
+                ("INVITATIONS_ENABLED", "true".to_owned()),
+                ("INVITE_BASE_URL", "https://rosterd.acme.example".to_owned()),
+                (
+                    "INVITE_REDIRECT_URL",
+                    "https://app.acme.example/".to_owned(),
+                ),
+                ("SMTP_URL", smtp.url()),
+                ("SMTP_FROM", "accounts@acme.example".to_owned()),
+            ]);
+        }
         vars.extend([
             ("ROLE_MAP", "admins=admin".to_owned()),
             ("ROLE_DEFAULTS", "reader".to_owned()),
@@ -270,6 +288,20 @@ pub async fn converge_n(
     seed: u64,
     histories: usize,
 ) {
+    converge_with(opts, provider, replicas, seed, histories, false).await
+}
+
+/// As [`converge_n`]; with `inviting`, the replicas invite people by mail
+/// through a real SMTP server, and the end state's invitations are checked
+/// too.
+async fn converge_with(
+    opts: &PgConnectOptions,
+    provider: Provider,
+    replicas: usize,
+    seed: u64,
+    histories: usize,
+    inviting: bool,
+) {
     // Several stress cases may run at once, but not beside a herd.
     let _shared = HEAVY.read().await;
     let started = std::time::Instant::now();
@@ -286,7 +318,11 @@ pub async fn converge_n(
         }
     };
     let reader = reader(g.as_ref(), &db);
-    let service = start(&url, replicas, g.as_ref()).await;
+    let smtp = match inviting {
+        true => Some(Smtp::start().await),
+        false => None,
+    };
+    let service = start(&url, replicas, g.as_ref(), smtp.as_ref()).await;
     let bases: Vec<String> = service.iter().map(|s| s.base.clone()).collect();
 
     let mut rng = StdRng::seed_from_u64(seed);
@@ -340,6 +376,21 @@ pub async fn converge_n(
         .await
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     assert_no_drift(&url, g.as_ref(), &format!("seed {seed}")).await;
+    if let Some(smtp) = &smtp {
+        check_invitations(&db, smtp)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Each replica counts what it did; together they issued and sent.
+        let mut text = String::new();
+        for b in &bases {
+            let m = reqwest::get(format!("{b}/metrics")).await.unwrap();
+            text.push_str(&m.text().await.unwrap());
+        }
+        for outcome in ["issued", "sent"] {
+            let line = format!("rosterd_invitations_total{{outcome=\"{outcome}\"}}");
+            assert!(text.contains(&line), "{line} in /metrics");
+        }
+    }
     let (failed, retried_jobs, most): (i64, i64, i32) = sqlx::query_as(
         "select (select count(*) from provisioning_attempts where error is not null),
                 (select count(distinct job_id) from provisioning_attempts where error is not null),
@@ -372,6 +423,103 @@ pub async fn converge_n(
     db.close().await;
 }
 
+/// Holders (docs/contract.md §4: the newest live row of each email) that
+/// are active, and their auth users.
+const ACTIVE_HOLDERS: &str = "select auth_user_id from (
+        select distinct on (email) email, status, auth_user_id from roster
+         where email is not null and status <> 'deleted'
+         order by email, profile_at desc, profile_event_id desc) h
+     where h.status = 'active' and h.auth_user_id is not null";
+
+/// Every user an active person holds has exactly one invitation that is
+/// pending or accepted (each was created by rosterd here), mailed once per
+/// round; no user nobody active holds has a pending one.
+async fn check_invitations(db: &PgPool, smtp: &Smtp) -> Result<(), String> {
+    let held: Vec<(uuid::Uuid, i64)> = sqlx::query_as(&format!(
+        "select u.auth_user_id,
+                (select count(*) from invitations i
+                  where i.user_id = u.auth_user_id and i.state in ('pending', 'accepted'))
+           from ({ACTIVE_HOLDERS}) u"
+    ))
+    .fetch_all(db)
+    .await
+    .unwrap();
+    if held.is_empty() {
+        return Err("no active person: the case tests nothing".into());
+    }
+    if let Some((user, n)) = held.iter().find(|(_, n)| *n != 1) {
+        let theirs: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "select state, revoked_reason, email from invitations where user_id = $1 order by id",
+        )
+        .bind(user)
+        .fetch_all(db)
+        .await
+        .unwrap();
+        let rows: Vec<(String, Option<String>, String)> =
+            sqlx::query_as("select id, email, status from roster where auth_user_id = $1")
+                .bind(user)
+                .fetch_all(db)
+                .await
+                .unwrap();
+        let audit: Vec<(String, String, Value)> = sqlx::query_as(
+            "select to_char(at, 'MI:SS.US'), action, details from audit_log where details->>'userId' = $1 order by id",
+        )
+        .bind(user.to_string())
+        .fetch_all(db)
+        .await
+        .unwrap();
+        let attempts: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "select to_char(a.finished_at, 'MI:SS.US'), j.email, a.action from provisioning_attempts a
+               join provisioning_jobs j on j.id = a.job_id
+              where j.email in (select email from roster where auth_user_id = $1)
+                 or j.email in (select e.payload->'user'->>'email' from inbound_events e
+                                 where e.payload->'user'->>'id' in (select id from roster where auth_user_id = $1))
+              order by a.finished_at",
+        )
+        .bind(user)
+        .fetch_all(db)
+        .await
+        .unwrap();
+        let events: Vec<(String, Value)> = sqlx::query_as(
+            "select to_char(received_at, 'MI:SS.US'), payload from inbound_events
+              where payload->'user'->>'id' in (select id from roster where auth_user_id = $1)
+              order by received_at",
+        )
+        .bind(user)
+        .fetch_all(db)
+        .await
+        .unwrap();
+        return Err(format!(
+            "active user {user} has {n} open or accepted invitations: {theirs:?}; rows {rows:?}; audit {audit:?}\nattempts {attempts:?}\nevents {events:?}"
+        ));
+    }
+    let stray: Vec<(uuid::Uuid, String)> = sqlx::query_as(&format!(
+        "select i.user_id, i.email from invitations i
+          where i.state = 'pending' and i.user_id not in ({ACTIVE_HOLDERS})"
+    ))
+    .fetch_all(db)
+    .await
+    .unwrap();
+    if !stray.is_empty() {
+        return Err(format!("pending invitations of people who left: {stray:?}"));
+    }
+    let rounds: i64 = sqlx::query_scalar("select coalesce(sum(sent_round), 0) from invitations")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let mails = smtp.messages().len() as i64;
+    if mails != rounds {
+        return Err(format!(
+            "{mails} mails for {rounds} rounds recorded as sent"
+        ));
+    }
+    eprintln!(
+        "stress invitations: {} active people invited once each, {mails} mails",
+        held.len()
+    );
+    Ok(())
+}
+
 fn seed() -> u64 {
     let seed = std::env::var("STRESS_SEED")
         .ok()
@@ -389,6 +537,19 @@ async fn local_one_replica(_p: PgPoolOptions, opts: PgConnectOptions) {
 #[sqlx::test]
 async fn local_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
     converge(&opts, Provider::Local, 2, seed()).await;
+}
+
+#[sqlx::test]
+async fn local_two_replicas_inviting(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge_with(
+        &opts,
+        Provider::Local,
+        2,
+        seed(),
+        histories_per_case(),
+        true,
+    )
+    .await;
 }
 
 /// A Supabase case's share of `STRESS_HISTORIES` in one shape: the two
@@ -429,4 +590,10 @@ async fn supabase_500_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
 #[sqlx::test]
 async fn supabase_422_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
     supabase(&opts, Shape::Status422, 2).await;
+}
+
+#[sqlx::test]
+async fn supabase_two_replicas_inviting(_p: PgPoolOptions, opts: PgConnectOptions) {
+    let shape = Provider::Supabase(Shape::Status500);
+    converge_with(&opts, shape, 2, seed(), histories_per_case(), true).await;
 }

@@ -42,13 +42,22 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// shutdown finds no request in flight on it.
 pub(super) async fn serve(stream: TcpStream, app: Router, limits: Limits, stop: CancellationToken) {
     let clock = Arc::new(Clock::new(limits));
+    // Handlers that limit per client read it (`ConnectInfo`, as axum's own
+    // server provides it).
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched {
         stream,
         clock: clock.clone(),
     });
     let service = {
         let clock = clock.clone();
-        hyper::service::service_fn(move |req| answer(req, app.clone(), clock.clone(), limits))
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if let Some(peer) = peer {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
+            answer(req, app.clone(), clock.clone(), limits)
+        })
     };
     let conn = hyper::server::conn::http1::Builder::new()
         // The clock does this job (see the module's comment).

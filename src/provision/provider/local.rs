@@ -5,6 +5,7 @@
 
 use super::{AuthProvider, AuthUser, Page, Profile, ProviderError, UserUpdate};
 use chrono::{DateTime, Utc};
+use reqwest::Url;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -12,11 +13,23 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct LocalProvider {
     db: PgPool,
+    /// Accounts are created with their email unconfirmed until the person
+    /// accepts their invitation ([`AuthProvider::welcome`]).
+    inviting: bool,
 }
 
 impl LocalProvider {
     pub fn new(db: PgPool) -> Self {
-        Self { db }
+        Self {
+            db,
+            inviting: false,
+        }
+    }
+
+    /// With invitations on: new accounts wait for their person to accept.
+    pub fn inviting(mut self, on: bool) -> Self {
+        self.inviting = on;
+        self
     }
 }
 
@@ -97,12 +110,13 @@ impl AuthProvider for LocalProvider {
         let row = sqlx::query_as!(
             Row,
             "insert into auth_accounts (id, email, user_metadata, app_metadata, email_confirmed_at)
-             values ($1, lower($2), $3, $4, now())
+             values ($1, lower($2), $3, $4, case when $5 then null else now() end)
              returning id, email, user_metadata, app_metadata, banned_until",
             id,
             profile.email,
             user_meta,
-            app_meta
+            app_meta,
+            self.inviting
         )
         .fetch_one(&self.db)
         .await
@@ -178,5 +192,23 @@ impl AuthProvider for LocalProvider {
             users: rows.into_iter().map(Into::into).collect(),
             next: more.then_some(page.max(1) + 1),
         })
+    }
+
+    /// There is no sign-in link to make here: accepting confirms the
+    /// account's email, and the person goes on to `redirect`.
+    async fn welcome(&self, id: Uuid, _email: &str, redirect: &Url) -> Result<Url, ProviderError> {
+        let confirmed = sqlx::query!(
+            "update auth_accounts set email_confirmed_at = coalesce(email_confirmed_at, now()),
+                    updated_at = now()
+             where id = $1 and (banned_until is null or banned_until <= now())",
+            id
+        )
+        .execute(&self.db)
+        .await
+        .map_err(transient)?;
+        if confirmed.rows_affected() == 0 {
+            return Err(ProviderError::NotFound);
+        }
+        Ok(redirect.clone())
     }
 }

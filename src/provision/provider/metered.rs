@@ -2,6 +2,7 @@
 //! providers themselves stay about their APIs.
 
 use super::{AuthProvider, AuthUser, Page, Profile, ProviderError, UserUpdate};
+use reqwest::Url;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +60,10 @@ impl AuthProvider for Metered {
 
     async fn list_users(&self, page: u32, per_page: u32) -> Result<Page, ProviderError> {
         observe("list_users", self.inner.list_users(page, per_page)).await
+    }
+
+    async fn welcome(&self, id: Uuid, email: &str, redirect: &Url) -> Result<Url, ProviderError> {
+        observe("welcome", self.inner.welcome(id, email, redirect)).await
     }
 }
 

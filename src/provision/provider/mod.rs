@@ -6,6 +6,7 @@ pub mod local;
 pub(crate) mod metered;
 pub mod supabase;
 
+use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -100,4 +101,8 @@ pub trait AuthProvider: Send + Sync + 'static {
     async fn update_user(&self, id: Uuid, update: &UserUpdate) -> Result<AuthUser, ProviderError>;
     /// Page `page` (1-based) of every user, `per_page` at a time.
     async fn list_users(&self, page: u32, per_page: u32) -> Result<Page, ProviderError>;
+    /// Where an invited person goes once they accept: a sign-in link made
+    /// for them now that ends at `redirect` (Supabase), or `redirect`
+    /// itself once their account's email is marked confirmed (local).
+    async fn welcome(&self, id: Uuid, email: &str, redirect: &Url) -> Result<Url, ProviderError>;
 }

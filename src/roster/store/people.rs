@@ -130,7 +130,8 @@ pub(crate) async fn login_row_by_email(
         LoginRow,
         r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
-                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
+                         where j.email = r.email and j.kind = 'provision'
+                           and j.state in ('pending', 'running')) as "pending!"
            from roster r where r.email = $1
            order by r.profile_at desc, r.profile_event_id desc"#,
         email.as_str()
@@ -149,7 +150,8 @@ pub(crate) async fn login_row_by_id(
         LoginRow,
         r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
-                         where j.email = r.email and j.state in ('pending', 'running')) as "pending!"
+                         where j.email = r.email and j.kind = 'provision'
+                           and j.state in ('pending', 'running')) as "pending!"
            from roster r where r.id = $1"#,
         id.as_str()
     )
