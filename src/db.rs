@@ -63,7 +63,7 @@ pub(crate) fn connect_provisioning(
 #[derive(Debug, Clone)]
 pub struct RunPool {
     pool: PgPool,
-    invitations: Option<crate::invite::Policy>,
+    invitations: Option<crate::config::InvitePolicy>,
 }
 
 impl RunPool {
@@ -77,7 +77,7 @@ impl RunPool {
     }
 
     /// Runs from this pool issue invitations under `policy` (none: off).
-    pub fn inviting(mut self, policy: Option<crate::invite::Policy>) -> Self {
+    pub fn inviting(mut self, policy: Option<crate::config::InvitePolicy>) -> Self {
         self.invitations = policy;
         self
     }
@@ -86,7 +86,7 @@ impl RunPool {
         &self.pool
     }
 
-    pub(crate) fn invitations(&self) -> Option<crate::invite::Policy> {
+    pub(crate) fn invitations(&self) -> Option<crate::config::InvitePolicy> {
         self.invitations
     }
 }

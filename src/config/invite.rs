@@ -5,7 +5,7 @@ use super::{parse_flag, read_secret, secret_parser, ConfigError};
 use clap::Args;
 use lettre::message::Mailbox;
 use reqwest::Url;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,13 +76,36 @@ pub struct InviteConfig {
     pub accept_per_minute: u32,
 }
 
+/// How provisioning issues invitations: present only with
+/// `INVITATIONS_ENABLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvitePolicy {
+    /// `INVITE_TTL`: how long a link stays good from issue or resend.
+    pub ttl: Duration,
+    /// Whether a mailer is configured: without one, invitations are still
+    /// issued, and an operator hands out the link (a resend shows it).
+    pub mail: bool,
+}
+
 impl InviteConfig {
-    pub fn policy(&self) -> crate::invite::Policy {
-        crate::invite::Policy {
+    pub fn policy(&self) -> InvitePolicy {
+        InvitePolicy {
             ttl: self.ttl,
             mail: self.smtp.is_some(),
         }
     }
+}
+
+/// Checks `SMTP_URL` (scheme, host, TLS mode) as lettre reads it; the
+/// message never repeats the URL, which holds the password.
+pub(crate) fn check_smtp_url(url: &SecretString) -> Result<(), String> {
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+        .map(|_| ())
+        .map_err(|e| {
+            let why = if e.is_tls() { "TLS parameters" } else { "scheme, host or parameters" };
+            format!("not an SMTP URL such as smtps://user:pass@host:465 or smtp://host:587?tls=required (check its {why})")
+        })
 }
 
 /// `7d`, `36h`, `30m`, `45s`: a whole number and a unit.
@@ -142,8 +165,7 @@ impl InviteArgs {
         let smtp = match url {
             None => None,
             Some(url) => {
-                crate::invite::mail::check_url(&url)
-                    .map_err(|m| ConfigError::new("SMTP_URL", m))?;
+                check_smtp_url(&url).map_err(|m| ConfigError::new("SMTP_URL", m))?;
                 let from = self
                     .smtp_from
                     .as_deref()
@@ -182,6 +204,23 @@ impl InviteArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_urls_are_checked_without_echo() {
+        let bad = SecretString::from("ftp://user:hunter2hunter2@mail.example".to_owned());
+        let msg = check_smtp_url(&bad).unwrap_err();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        for good in [
+            "smtp://127.0.0.1:2525",
+            "smtps://u:p@mail.example:465",
+            "smtp://u:p@mail.example:587?tls=required",
+        ] {
+            assert!(
+                check_smtp_url(&SecretString::from(good.to_owned())).is_ok(),
+                "{good}"
+            );
+        }
+    }
 
     #[test]
     fn ttls() {

@@ -17,18 +17,7 @@ pub mod mail;
 pub(crate) mod store;
 pub(crate) mod token;
 
-use std::time::Duration;
-
-/// How provisioning issues invitations: present only with
-/// `INVITATIONS_ENABLED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// `INVITE_TTL`: how long a link stays good from issue or resend.
-    pub ttl: Duration,
-    /// Whether a mailer is configured: without one, invitations are still
-    /// issued, and an operator hands out the link (a resend shows it).
-    pub mail: bool,
-}
+pub use crate::config::InvitePolicy as Policy;
 
 /// `INVITE_BASE_URL` joined with the link's path.
 pub(crate) fn link(base: &reqwest::Url, token: &token::Token) -> reqwest::Url {

@@ -138,7 +138,7 @@ struct Invited {
 }
 
 impl Invited {
-    fn count(&mut self, id: Option<i64>, policy: crate::invite::Policy) {
+    fn count(&mut self, id: Option<i64>, policy: crate::config::InvitePolicy) {
         if id.is_some() {
             self.issued += 1;
             self.mailed |= policy.mail;
@@ -164,7 +164,7 @@ async fn converge(
     locks: &mut Locks,
     provider: &dyn AuthProvider,
     email: &Email,
-    invites: Option<crate::invite::Policy>,
+    invites: Option<crate::config::InvitePolicy>,
     invited: &mut Invited,
 ) -> Result<Action, ProvisionError> {
     let mut look_up = false;
@@ -279,7 +279,7 @@ async fn act(
     provider: &dyn AuthProvider,
     facts: &Facts,
     steps: &[Step],
-    invites: Option<crate::invite::Policy>,
+    invites: Option<crate::config::InvitePolicy>,
     invited: &mut Invited,
 ) -> Result<Acted, ProvisionError> {
     let email = &facts.person.email;
@@ -381,7 +381,7 @@ impl Linking<'_> {
         &self,
         conn: &mut sqlx::PgConnection,
         email: &Email,
-        invite: Option<crate::invite::Policy>,
+        invite: Option<crate::config::InvitePolicy>,
         invited: &mut Invited,
     ) -> Result<bool, sqlx::Error> {
         let Some(policy) = invite else {
@@ -416,7 +416,7 @@ impl Linking<'_> {
 async fn settle_invitations(
     locks: &mut Locks,
     email: &Email,
-    policy: crate::invite::Policy,
+    policy: crate::config::InvitePolicy,
     invited: &mut Invited,
 ) -> Result<(), sqlx::Error> {
     let person = load(locks.conn(), email).await?;

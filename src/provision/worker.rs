@@ -24,7 +24,7 @@ pub struct Worker {
     db: PgPool,
     provider: Arc<dyn AuthProvider>,
     cfg: WorkerConfig,
-    invitations: Option<crate::invite::Policy>,
+    invitations: Option<crate::config::InvitePolicy>,
     delivery: Option<Arc<Delivery>>,
 }
 
@@ -79,7 +79,7 @@ impl Worker {
     /// are mailed through `delivery` (without one they fail for good).
     pub fn inviting(
         mut self,
-        policy: Option<crate::invite::Policy>,
+        policy: Option<crate::config::InvitePolicy>,
         delivery: Option<Delivery>,
     ) -> Self {
         self.invitations = policy;
