@@ -10,6 +10,10 @@
 //! ([`event::ParsedBody::minted`]) and applies them through the same
 //! [`roster::apply`]; its filters ([`filter`]) become SQL in
 //! `roster::store`.
+//!
+//! With invitations on, provisioning also issues an [`invite`] when it
+//! creates a person's auth user; the outbox's second job kind mails it
+//! ([`invite::deliver`]), and `http::invite` serves the link it carries.
 
 pub mod admin;
 mod audit;

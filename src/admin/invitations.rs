@@ -49,11 +49,6 @@ pub(crate) async fn list(
         .get("until")
         .map(|s| parse_time("until", s))
         .transpose()?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s >= u {
-            return Err(bad("since must be before until".into()));
-        }
-    }
     let limit = listing_limit(params.get("limit").map(String::as_str))?;
     let before = parse_id_cursor(params.get("cursor").map(String::as_str)).map_err(bad)?;
     let filter = Filter {

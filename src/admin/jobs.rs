@@ -17,7 +17,8 @@ pub struct Job {
     pub(crate) id: i64,
     pub(crate) kind: JobKind,
     pub(crate) email: String,
-    /// The invitation an `invite` job sends.
+    /// The invitation an `invite` job sends (absent on other jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) invitation_id: Option<i64>,
     pub(crate) status: JobState,
     pub(crate) attempts: i32,
