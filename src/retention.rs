@@ -69,7 +69,7 @@ pub(crate) async fn prune(
         ..PruneReport::default()
     };
     (report.invitations_expired, report.invitations_deleted) =
-        crate::invite::store::prune(&mut *db.acquire().await?, cutoff, dry_run).await?;
+        crate::invite::manage::prune(&mut *db.acquire().await?, cutoff, dry_run).await?;
     if dry_run {
         report.payloads = sqlx::query_scalar!(
             r#"select count(*) as "n!" from inbound_events

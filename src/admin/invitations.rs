@@ -7,7 +7,7 @@ use super::page::{listing_limit, parse_id_cursor, Page};
 use super::AdminError;
 use crate::config::InviteConfig;
 use crate::event::Email;
-use crate::invite::store::{self, Filter, Invitation, Refused};
+use crate::invite::manage::{self, Filter, Invitation, Refused};
 use crate::state::InviteState;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -60,7 +60,7 @@ pub(crate) async fn list(
         before,
     };
     let mut tx = crate::db::planned_per_call(db).await?;
-    let rows = store::list(&mut tx, &filter, limit).await?;
+    let rows = manage::list(&mut tx, &filter, limit).await?;
     tx.commit().await?;
     Ok(Page::from_rows(rows, limit, |i| i.id.to_string()))
 }
@@ -74,7 +74,7 @@ pub(crate) async fn for_user(
         user_id: Some(user),
         ..Filter::default()
     };
-    let mut rows = store::list(&mut *db.acquire().await?, &filter, 10).await?;
+    let mut rows = manage::list(&mut *db.acquire().await?, &filter, 10).await?;
     rows.truncate(10);
     Ok(rows)
 }
@@ -113,7 +113,7 @@ pub(crate) async fn resend(
     id: i64,
 ) -> Result<Changed, AdminError> {
     let policy = cfg.policy();
-    let (invitation, token) = store::resend(&mut *db.acquire().await?, id, actor, policy)
+    let (invitation, token) = manage::resend(&mut *db.acquire().await?, id, actor, policy)
         .await?
         .map_err(refused)?;
     crate::metrics::invitation("resent");
@@ -126,7 +126,7 @@ pub(crate) async fn resend(
 
 /// `POST /api/admin/invitations/{id}/revoke`.
 pub(crate) async fn revoke(db: &PgPool, actor: &str, id: i64) -> Result<Changed, AdminError> {
-    let invitation = store::revoke(&mut *db.acquire().await?, id, actor)
+    let invitation = manage::revoke(&mut *db.acquire().await?, id, actor)
         .await?
         .map_err(refused)?;
     crate::metrics::invitation("revoked");
@@ -138,7 +138,7 @@ pub(crate) async fn revoke(db: &PgPool, actor: &str, id: i64) -> Result<Changed,
 }
 
 async fn latest(db: &PgPool, email: &Email) -> Result<i64, AdminError> {
-    store::latest_for_email(&mut *db.acquire().await?, email)
+    manage::latest_for_email(&mut *db.acquire().await?, email)
         .await?
         .ok_or(AdminError::NotFound)
 }

@@ -84,7 +84,7 @@ pub(crate) struct UserDetail {
     pub(crate) jobs: Vec<Job>,
     pub(crate) events: Vec<EventSummary>,
     /// The linked auth user's invitations, newest first.
-    pub(crate) invitations: Vec<crate::invite::store::Invitation>,
+    pub(crate) invitations: Vec<crate::invite::manage::Invitation>,
 }
 
 pub(crate) async fn load_row(db: &PgPool, id: &RecordId) -> Result<RosterRow, AdminError> {

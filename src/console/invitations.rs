@@ -8,7 +8,7 @@ use super::{
 };
 use crate::admin;
 use crate::http::AppState;
-use crate::invite::store::Invitation;
+use crate::invite::manage::Invitation;
 use crate::state::InviteState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};

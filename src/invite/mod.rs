@@ -14,6 +14,7 @@
 
 pub mod deliver;
 pub mod mail;
+pub(crate) mod manage;
 pub(crate) mod store;
 pub(crate) mod token;
 
