@@ -6,12 +6,22 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::state::OperatorRole as Role;
+
 /// The accepted tokens, kept only as SHA-256 digests: comparing digests of
 /// equal length leaks neither a token's bytes nor its length. Each token has
-/// a name (the operator's, for the audit log; "login" for login tokens).
+/// a name (the operator's, for the audit log; "login" for login tokens) and,
+/// for operators, a role.
 #[derive(Clone, Default)]
 pub struct BearerTokens {
-    entries: Vec<(String, [u8; 32])>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    digest: [u8; 32],
+    role: Role,
 }
 
 impl std::fmt::Debug for BearerTokens {
@@ -36,31 +46,55 @@ impl BearerTokens {
                     .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
-                    .map(|t| ("login".to_owned(), digest(t)))
+                    .map(|t| Entry {
+                        name: "login".to_owned(),
+                        digest: digest(t),
+                        role: Role::Operator,
+                    })
                     .collect()
             })
             .unwrap_or_default();
         Self { entries }
     }
 
-    /// Comma-separated `name:token` pairs. Errors name the entry's position
-    /// (and its name once known), never the token.
+    /// Operators' tokens: comma-separated `name:token`, or
+    /// `name:token:viewer` for one who may read and change nothing
+    /// (`name:token:operator` is the default spelt out). Errors name the
+    /// entry's position (and its name once known), never the token.
     pub fn parse_named(list: Option<&SecretString>) -> Result<Self, String> {
-        Self::parse_named_min(list, MIN_NAMED_TOKEN_LEN)
+        Self::parse_entries(list, MIN_NAMED_TOKEN_LEN, true)
     }
 
-    /// [`Self::parse_named`] with tokens of at least `min_len` characters.
+    /// Comma-separated `name:token` pairs of at least `min_len` characters,
+    /// with no roles (the token is everything after the first `:`).
     pub fn parse_named_min(list: Option<&SecretString>, min_len: usize) -> Result<Self, String> {
+        Self::parse_entries(list, min_len, false)
+    }
+
+    fn parse_entries(
+        list: Option<&SecretString>,
+        min_len: usize,
+        roles: bool,
+    ) -> Result<Self, String> {
         let Some(list) = list else {
             return Ok(Self::default());
         };
-        let mut entries: Vec<(String, [u8; 32])> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         let items = list.expose_secret().split(',').map(str::trim);
         for (i, item) in items.filter(|t| !t.is_empty()).enumerate() {
             let n = i + 1;
-            let (name, token) = item
+            let (name, rest) = item
                 .split_once(':')
                 .ok_or_else(|| format!("entry {n} is not of the form name:token"))?;
+            // A trailing `:viewer`/`:operator` is the role; a token may
+            // hold other colons.
+            let (token, role) = match rest.rsplit_once(':') {
+                Some((token, word)) if roles => match word.trim().parse::<Role>() {
+                    Ok(role) => (token, role),
+                    Err(_) => (rest, Role::Operator),
+                },
+                _ => (rest, Role::Operator),
+            };
             let (name, token) = (name.trim(), token.trim());
             let name_ok = !name.is_empty()
                 && name.len() <= 64
@@ -77,10 +111,14 @@ impl BearerTokens {
                     "entry {n} ({name}): the token must be at least {min_len} characters"
                 ));
             }
-            if entries.iter().any(|(other, _)| other == name) {
+            if entries.iter().any(|e| e.name == name) {
                 return Err(format!("entry {n}: the name {name} is used twice"));
             }
-            entries.push((name.to_owned(), digest(token)));
+            entries.push(Entry {
+                name: name.to_owned(),
+                digest: digest(token),
+                role,
+            });
         }
         Ok(Self { entries })
     }
@@ -88,6 +126,11 @@ impl BearerTokens {
     /// The name of the configured token the `Authorization: Bearer …`
     /// header carries. Every token is compared, with no early exit.
     pub(crate) fn identify(&self, headers: &HeaderMap) -> Option<&str> {
+        self.identify_role(headers).map(|(name, _)| name)
+    }
+
+    /// [`Self::identify`], with the token's role.
+    pub(crate) fn identify_role(&self, headers: &HeaderMap) -> Option<(&str, Role)> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -95,15 +138,19 @@ impl BearerTokens {
         self.identify_token(token)
     }
 
-    /// The name of the configured token `token` is, however it arrived
-    /// (a bearer header, the console's sign-in form). Every token is
-    /// compared, with no early exit.
-    pub(crate) fn identify_token(&self, token: &str) -> Option<&str> {
+    /// The name and role of the configured token `token` is, however it
+    /// arrived (a bearer header, the console's sign-in form). Every token
+    /// is compared, with no early exit.
+    pub(crate) fn identify_token(&self, token: &str) -> Option<(&str, Role)> {
         let presented = digest(token.trim());
         let mut found = None;
-        for (name, d) in &self.entries {
-            let hit = bool::from(d.ct_eq(&presented));
-            found = if hit { Some(name.as_str()) } else { found };
+        for e in &self.entries {
+            let hit = bool::from(e.digest.ct_eq(&presented));
+            found = if hit {
+                Some((e.name.as_str(), e.role))
+            } else {
+                found
+            };
         }
         found
     }
@@ -187,5 +234,30 @@ mod tests {
             );
         }
         assert!(parse("").unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn a_trailing_role_makes_a_viewer() {
+        let t = BearerTokens::parse_named(Some(&SecretString::from(
+            "ann:ann-token-0123456789:viewer, bob:bob:token-0123456789, cy:cy-token-0123456789:operator".to_owned(),
+        )))
+        .unwrap();
+        let who = |token: &str| t.identify_token(token);
+        assert_eq!(who("ann-token-0123456789"), Some(("ann", Role::Viewer)));
+        assert_eq!(who("ann-token-0123456789:viewer"), None);
+        assert_eq!(who("bob:token-0123456789"), Some(("bob", Role::Operator)));
+        assert_eq!(who("cy-token-0123456789"), Some(("cy", Role::Operator)));
+        // SCIM tokens have no roles: the whole rest is the token.
+        let scim = BearerTokens::parse_named_min(
+            Some(&SecretString::from(
+                "okta:okta-token-0123456789:viewer".to_owned(),
+            )),
+            16,
+        )
+        .unwrap();
+        assert_eq!(
+            scim.identify_token("okta-token-0123456789:viewer"),
+            Some(("okta", Role::Operator))
+        );
     }
 }

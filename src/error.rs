@@ -25,6 +25,9 @@ pub enum ApiError {
     EventIdConflict,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A viewer's token on a call that changes something.
+    #[error("forbidden")]
+    Forbidden,
     #[error("provisioning pending")]
     ProvisioningPending,
     #[error("directory unavailable")]
@@ -70,6 +73,7 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::EventIdConflict => (StatusCode::CONFLICT, "event_id_conflict"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::ProvisioningPending => (StatusCode::SERVICE_UNAVAILABLE, "provisioning_pending"),
             Self::DirectoryUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable")
@@ -99,6 +103,7 @@ impl ApiError {
             Self::ProvisioningPending,
             Self::DirectoryUnavailable,
             Self::Conflict(String::new()),
+            Self::Forbidden,
             Self::ApplyFailed,
             Self::ProviderUnavailable,
             Self::ProviderFailed,
@@ -120,6 +125,7 @@ impl ApiError {
                     | Self::BadRequest(_)
                     | Self::EventIdConflict
                     | Self::Unauthorized
+                    | Self::Forbidden
                     | Self::ProvisioningPending
                     | Self::DirectoryUnavailable
                     | Self::Conflict(_)

@@ -168,6 +168,16 @@ text_enum! {
 }
 
 text_enum! {
+    /// What an operator's token may do (`ADMIN_TOKENS`' `name:token:role`).
+    pub(crate) enum OperatorRole ("operator role") {
+        /// Everything.
+        Operator = "operator",
+        /// Read everything, change nothing.
+        Viewer = "viewer",
+    }
+}
+
+text_enum! {
     /// `invitations.state`.
     pub(crate) enum InviteState ("invitation state") {
         Pending = "pending",
@@ -231,6 +241,7 @@ mod tests {
         round_trips(&EventOutcome::ALL);
         round_trips(&JobKind::ALL);
         round_trips(&InviteState::ALL);
+        round_trips(&OperatorRole::ALL);
     }
 
     #[test]

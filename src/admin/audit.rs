@@ -10,10 +10,14 @@ use sqlx::PgPool;
 pub(crate) use crate::audit::record;
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Entry {
     pub(crate) id: i64,
     pub(crate) at: DateTime<Utc>,
     pub(crate) actor: String,
+    /// `operator` or `viewer` for an operator's token; null for rosterd
+    /// itself, the CLI, an identity provider or an invitee.
+    pub(crate) actor_role: Option<String>,
     pub(crate) action: String,
     pub(crate) target: Option<String>,
     pub(crate) details: Value,
@@ -30,7 +34,7 @@ pub(crate) async fn list(
     let mut tx = crate::db::planned_per_call(db).await?;
     let rows = sqlx::query_as!(
         Entry,
-        r#"select id, at, actor, action, target, details from audit_log
+        r#"select id, at, actor, actor_role, action, target, details from audit_log
            where ($1::bigint is null or id < $1)
            order by id desc limit $2"#,
         before,

@@ -109,7 +109,7 @@ pub(crate) fn parse_id(raw: &str) -> Result<i64, AdminError> {
 pub(crate) async fn resend(
     db: &PgPool,
     cfg: &InviteConfig,
-    actor: &str,
+    actor: &crate::audit::Actor,
     id: i64,
 ) -> Result<Changed, AdminError> {
     let policy = cfg.policy();
@@ -125,7 +125,11 @@ pub(crate) async fn resend(
 }
 
 /// `POST /api/admin/invitations/{id}/revoke`.
-pub(crate) async fn revoke(db: &PgPool, actor: &str, id: i64) -> Result<Changed, AdminError> {
+pub(crate) async fn revoke(
+    db: &PgPool,
+    actor: &crate::audit::Actor,
+    id: i64,
+) -> Result<Changed, AdminError> {
     let invitation = manage::revoke(&mut *db.acquire().await?, id, actor)
         .await?
         .map_err(refused)?;
@@ -147,7 +151,7 @@ async fn latest(db: &PgPool, email: &Email) -> Result<i64, AdminError> {
 pub(crate) async fn resend_for(
     db: &PgPool,
     cfg: &InviteConfig,
-    actor: &str,
+    actor: &crate::audit::Actor,
     email: &Email,
 ) -> Result<Changed, AdminError> {
     resend(db, cfg, actor, latest(db, email).await?).await
@@ -156,7 +160,7 @@ pub(crate) async fn resend_for(
 /// `rosterd invite revoke EMAIL`.
 pub(crate) async fn revoke_for(
     db: &PgPool,
-    actor: &str,
+    actor: &crate::audit::Actor,
     email: &Email,
 ) -> Result<Changed, AdminError> {
     revoke(db, actor, latest(db, email).await?).await

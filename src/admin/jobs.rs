@@ -82,7 +82,11 @@ pub async fn for_email(db: &PgPool, email: &str) -> Result<Vec<Job>, sqlx::Error
 /// `POST /api/admin/jobs/{id}/retry`: a dead job goes back to pending, due
 /// now, with a fresh attempt count. Only dead jobs, and only when no other
 /// job for that person is queued (one active job per person).
-pub(crate) async fn retry(db: &PgPool, actor: &str, raw_id: &str) -> Result<Job, AdminError> {
+pub(crate) async fn retry(
+    db: &PgPool,
+    actor: &crate::audit::Actor,
+    raw_id: &str,
+) -> Result<Job, AdminError> {
     let id: i64 = raw_id
         .parse()
         .ok()

@@ -27,7 +27,7 @@ pub(crate) async fn provision_one(
     db: &PgPool,
     runs: &RunPool,
     provider: &dyn AuthProvider,
-    actor: &str,
+    actor: &crate::audit::Actor,
     raw_id: &str,
 ) -> Result<Provisioned, AdminError> {
     let id = parse_id(raw_id)?;
@@ -71,7 +71,7 @@ pub(crate) async fn reconcile_all(
     db: &PgPool,
     runs: &RunPool,
     provider: &dyn AuthProvider,
-    actor: &str,
+    actor: &crate::audit::Actor,
     dry_run: bool,
 ) -> Result<Report, AdminError> {
     let mut lock = db.begin().await?;

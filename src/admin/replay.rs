@@ -18,12 +18,12 @@ pub(crate) async fn replay_one(
     db: &PgPool,
     roles: &RoleMap,
     rules: &EventRules,
-    actor: &str,
+    actor: &crate::audit::Actor,
     event_id: &str,
 ) -> Result<Reapplied, AdminError> {
     let id = EventId::parse(event_id).map_err(|m| AdminError::BadInput(format!("eventId {m}")))?;
     let mut tx = db.begin().await?;
-    let Some(result) = reapply(&mut tx, &id, actor, roles, rules).await? else {
+    let Some(result) = reapply(&mut tx, &id, actor.name.as_str(), roles, rules).await? else {
         return Err(if store::is_pruned(&mut tx, &id).await? {
             AdminError::Conflict(
                 "the event's payload was pruned (retention period); it cannot be replayed".into(),
@@ -104,7 +104,7 @@ pub(crate) async fn replay_bulk(
     db: &PgPool,
     roles: &RoleMap,
     rules: &EventRules,
-    actor: &str,
+    actor: &crate::audit::Actor,
     filter: &EventFilter,
     limit: i64,
     dry_run: bool,
@@ -128,7 +128,7 @@ pub(crate) async fn replay_bulk(
     if dry_run {
         let mut tx = db.begin().await?;
         for id in &ids {
-            if let Some(r) = reapply(&mut tx, id, actor, roles, rules).await? {
+            if let Some(r) = reapply(&mut tx, id, actor.name.as_str(), roles, rules).await? {
                 report.count(r.outcome);
             }
         }
@@ -137,7 +137,7 @@ pub(crate) async fn replay_bulk(
     }
     for id in &ids {
         let mut tx = db.begin().await?;
-        let result = reapply(&mut tx, id, actor, roles, rules).await?;
+        let result = reapply(&mut tx, id, actor.name.as_str(), roles, rules).await?;
         tx.commit().await?;
         if let Some(r) = result {
             report.count(r.outcome);

@@ -179,11 +179,11 @@ async fn finish(
 }
 
 /// The actor the audit log records for a CLI verb.
-fn cli_actor() -> String {
+fn cli_actor() -> crate::audit::Actor {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    crate::audit::Actor::named(format!("cli:{user}"))
 }
 
 /// Operator errors from the CLI: bad input is a usage error (exit 2),
@@ -267,7 +267,7 @@ pub(super) async fn prune(cmd: PruneCmd) -> Result<(), Failure> {
     if !cmd.dry_run {
         let details = serde_json::to_value(&report).expect("plain fields");
         let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?;
-        crate::admin::audit::record(&mut conn, &cli_actor(), "retention.prune", None, &details)
+        crate::audit::record(&mut conn, &cli_actor(), "retention.prune", None, &details)
             .await
             .map_err(anyhow::Error::from)?;
     }

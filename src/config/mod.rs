@@ -134,8 +134,10 @@ pub(crate) struct ServeArgs {
     /// Read the login tokens from this file instead.
     #[arg(long, env = "LOGIN_API_TOKENS_FILE")]
     pub(crate) login_api_tokens_file: Option<PathBuf>,
-    /// Operators' tokens for /api/admin, comma-separated `name:token` (the
-    /// name is the actor in the audit log; tokens ≥ 16 characters).
+    /// Operators' tokens for /api/admin and the console, comma-separated
+    /// `name:token` (the name is the actor in the audit log; tokens ≥ 16
+    /// characters); `name:token:viewer` may read everything and change
+    /// nothing.
     #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = secret_parser)]
     pub(crate) admin_tokens: Option<SecretString>,
     /// Read the operators' tokens from this file instead.

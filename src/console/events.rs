@@ -171,7 +171,7 @@ pub(crate) async fn replay_one(
         &state.db,
         &state.config.roles,
         &state.config.events,
-        &post.session.operator,
+        &post.session.actor(),
         &event_id,
     )
     .await?;
@@ -221,7 +221,7 @@ pub(crate) async fn replay_bulk(State(state): State<AppState>, post: Post) -> Re
         &state.db,
         &state.config.roles,
         &state.config.events,
-        &session.operator,
+        &session.actor(),
         &parsed,
         admin::replay::DEFAULT_BULK_LIMIT,
         dry_run,

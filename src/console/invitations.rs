@@ -103,7 +103,7 @@ pub(crate) async fn resend(
             status: axum::http::StatusCode::CONFLICT,
             message: "Invitations are off (INVITATIONS_ENABLED); nothing can be resent.".into(),
         })?;
-    let changed = admin::invitations::resend(&state.db, cfg, &post.session.operator, id).await?;
+    let changed = admin::invitations::resend(&state.db, cfg, &post.session.actor(), id).await?;
     state.wakeup.poke();
     let Some(link) = changed.link else {
         return Ok(Redirect::to("/console/invitations?done=resent").into_response());
@@ -130,6 +130,6 @@ pub(crate) async fn revoke(
     post: Post,
 ) -> Result<Redirect> {
     let id = admin::invitations::parse_id(&id)?;
-    admin::invitations::revoke(&state.db, &post.session.operator, id).await?;
+    admin::invitations::revoke(&state.db, &post.session.actor(), id).await?;
     Ok(Redirect::to("/console/invitations?done=revoked"))
 }

@@ -56,7 +56,7 @@ pub(crate) async fn retry(
     Path(id): Path<String>,
     post: Post,
 ) -> Result<Redirect> {
-    admin::jobs::retry(&state.db, &post.session.operator, &id).await?;
+    admin::jobs::retry(&state.db, &post.session.actor(), &id).await?;
     state.wakeup.poke();
     Ok(Redirect::to("/console/jobs?done=retried"))
 }

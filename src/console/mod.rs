@@ -146,11 +146,20 @@ pub(crate) fn page(session: &Session, current: Nav, title: &str, main: Markup) -
                 }
             }
             form.signout method="post" action="/console/sign-out" {
-                span.operator { "Signed in as " strong { (session.operator) } }
+                span.operator {
+                    "Signed in as " strong { (session.operator) }
+                    @if session.role == crate::state::OperatorRole::Viewer { " (viewer: read only)" }
+                }
                 (csrf_field(session))
                 button type="submit" { "Sign out" }
             }
         }
+    };
+    // A viewer is shown no action buttons; the server refuses their
+    // changes whatever the page shows (session::Post).
+    let main = match session.role {
+        crate::state::OperatorRole::Viewer => html! { div.viewer { (main) } },
+        crate::state::OperatorRole::Operator => main,
     };
     html_response(StatusCode::OK, document(title, header, main))
 }

@@ -53,7 +53,7 @@ pub(crate) async fn reconcile(State(state): State<AppState>, post: Post) -> Resu
         Some("run") => false,
         _ => return Err(ConsoleError::bad_input("mode must be dry-run or run")),
     };
-    let actor = post.session.operator.clone();
+    let actor = post.session.actor();
     // Runs to the end even if the browser goes away, like the API's.
     let task = tokio::spawn(async move {
         admin::provision::reconcile_all(
@@ -103,12 +103,13 @@ pub(crate) async fn audit(
             p.empty { "Nothing yet." }
         } @else {
             table {
-                thead { tr { th { "When" } th { "Operator" } th { "Action" } th { "Target" } th { "Details" } } }
+                thead { tr { th { "When" } th { "Actor" } th { "Role" } th { "Action" } th { "Target" } th { "Details" } } }
                 tbody {
                     @for e in &entries.items {
                         tr {
                             td { (time(&e.at)) }
                             td { (e.actor) }
+                            td { (e.actor_role.as_deref().unwrap_or("—")) }
                             td { code { (e.action) } }
                             td { code { (e.target.as_deref().unwrap_or("")) } }
                             td.details { code { (e.details) } }

@@ -186,7 +186,7 @@ pub(crate) async fn provision(
         &state.db,
         &state.runs,
         state.provider.as_ref(),
-        &post.session.operator,
+        &post.session.actor(),
         &id,
     )
     .await?;

@@ -85,24 +85,35 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
 pub(crate) struct Session {
     /// The name of the token they signed in with: the audit log's actor.
     pub(crate) operator: String,
+    /// What that token may do: a viewer changes nothing.
+    pub(crate) role: crate::state::OperatorRole,
     pub(crate) csrf: String,
     id: String,
 }
 
 impl Session {
+    /// The audit log's actor for what this session does.
+    pub(crate) fn actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor {
+            name: self.operator.clone(),
+            role: Some(self.role),
+        }
+    }
+
     async fn load(db: &sqlx::PgPool, id: &str) -> Result<Option<Session>, sqlx::Error> {
         if !is_token(id) {
             return Ok(None);
         }
         let row = sqlx::query!(
-            "select operator, csrf_token from console_sessions
-             where id_hash = $1 and expires_at > now()",
+            r#"select operator, csrf_token, role as "role: crate::state::OperatorRole"
+               from console_sessions where id_hash = $1 and expires_at > now()"#,
             hash(id)
         )
         .fetch_optional(db)
         .await?;
         Ok(row.map(|r| Session {
             operator: r.operator,
+            role: r.role,
             csrf: r.csrf_token,
             id: id.to_owned(),
         }))
@@ -143,6 +154,32 @@ impl Post {
     }
 }
 
+/// A viewer's change refused (403), and the refusal audited.
+async fn refuse_viewer(state: &AppState, session: &Session, path: &str) -> Response {
+    tracing::warn!(operator = %session.operator, path, "a viewer was refused a console change");
+    let audited = match state.db.acquire().await {
+        Ok(mut conn) => {
+            crate::audit::refused(
+                &mut conn,
+                &session.operator,
+                session.role,
+                &format!("POST {path}"),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = audited {
+        return ConsoleError::from(e).into_response();
+    }
+    ConsoleError {
+        status: StatusCode::FORBIDDEN,
+        message: "You are signed in as a viewer: you can look at everything and change nothing."
+            .into(),
+    }
+    .into_response()
+}
+
 fn forbidden() -> Response {
     ConsoleError {
         status: StatusCode::FORBIDDEN,
@@ -158,6 +195,7 @@ impl FromRequest<AppState> for Post {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
         let session = Session::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);
         // A body that is not a form carries no token either.
@@ -169,6 +207,10 @@ impl FromRequest<AppState> for Post {
         if !same(given, &session.csrf) {
             tracing::warn!(operator = %session.operator, "console POST without a valid CSRF token");
             return Err(forbidden());
+        }
+        // A viewer may sign out, and change nothing else.
+        if session.role == crate::state::OperatorRole::Viewer && path != "/console/sign-out" {
+            return Err(refuse_viewer(state, &session, &path).await);
         }
         Ok(Post { session, form })
     }
@@ -238,7 +280,7 @@ pub(crate) async fn sign_in(
         return Ok(forbidden());
     }
     let token = form.get("token").map(String::as_str).unwrap_or("");
-    let Some(operator) = state.config.admin_tokens.identify_token(token) else {
+    let Some((operator, role)) = state.config.admin_tokens.identify_token(token) else {
         tracing::warn!("console sign-in with a token that is not an operator token");
         return Ok(sign_in_page(
             StatusCode::UNAUTHORIZED,
@@ -254,22 +296,26 @@ pub(crate) async fn sign_in(
         .execute(&mut *tx)
         .await?;
     let expires_at = sqlx::query_scalar!(
-        "insert into console_sessions (id_hash, operator, csrf_token, expires_at)
-         values ($1, $2, $3, now() + make_interval(secs => $4))
+        "insert into console_sessions (id_hash, operator, csrf_token, expires_at, role)
+         values ($1, $2, $3, now() + make_interval(secs => $4), $5)
          returning expires_at",
         hash(&id),
         operator,
         csrf,
-        SESSION_SECS as f64
+        SESSION_SECS as f64,
+        role.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
-    crate::admin::audit::record(
+    crate::audit::record(
         &mut tx,
-        operator,
+        &crate::audit::Actor {
+            name: operator.to_owned(),
+            role: Some(role),
+        },
         "console.sign_in",
         None,
-        &json!({"expiresAt": expires_at}),
+        &json!({"expiresAt": expires_at, "role": role}),
     )
     .await?;
     tx.commit().await?;
@@ -302,7 +348,7 @@ pub(crate) async fn sign_out(
     )
     .execute(&mut *tx)
     .await?;
-    crate::admin::audit::record(&mut tx, &s.operator, "console.sign_out", None, &json!({})).await?;
+    crate::audit::record(&mut tx, &s.actor(), "console.sign_out", None, &json!({})).await?;
     tx.commit().await?;
     let mut r = Redirect::to("/console/sign-in?done=signed-out").into_response();
     r.headers_mut().append(

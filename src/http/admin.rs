@@ -40,7 +40,7 @@ pub(crate) fn router() -> super::Routes {
 /// The operator a request comes from: the name of its admin token. Every
 /// handler takes it first, so an unauthorised caller learns nothing, not
 /// even whether its filters were valid.
-pub(crate) struct Operator(pub String);
+pub(crate) struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
@@ -50,8 +50,35 @@ impl FromRequestParts<AppState> for Operator {
             .config
             .admin_tokens
             .identify(&parts.headers)
-            .map(|name| Operator(name.to_owned()))
+            .map(|_| Operator)
             .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// An operator whose token may change things: a viewer's token is refused
+/// with 403, and the refusal audited. Every handler that changes something
+/// takes this instead of [`Operator`] (a test walks the routes to hold it).
+pub(crate) struct Writer(pub crate::audit::Actor);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (name, role) = state
+            .config
+            .admin_tokens
+            .identify_role(&parts.headers)
+            .ok_or(ApiError::Unauthorized)?;
+        if role == crate::state::OperatorRole::Viewer {
+            let what = format!("{} {}", parts.method, parts.uri.path());
+            tracing::warn!(operator = name, %what, "a viewer was refused a change");
+            let mut conn = state.db.acquire().await.map_err(ApiError::from_db)?;
+            crate::audit::refused(&mut conn, name, role, &what)
+                .await
+                .map_err(ApiError::from_db)?;
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Writer(crate::audit::Actor::operator(name)))
     }
 }
 
@@ -128,7 +155,7 @@ async fn event_detail(
 }
 
 async fn replay_one(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -183,7 +210,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
 }
 
 async fn replay_bulk(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<admin::replay::BulkReport>, ApiError> {
@@ -223,7 +250,7 @@ async fn user_detail(
 }
 
 async fn provision_user(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<admin::provision::Provisioned>, ApiError> {
@@ -247,7 +274,7 @@ struct ReconcileRequest {
 }
 
 async fn reconcile(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -284,7 +311,7 @@ async fn list_jobs(
 }
 
 async fn retry_job(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<admin::jobs::Job>, ApiError> {
@@ -323,7 +350,7 @@ async fn list_invitations(
 }
 
 async fn resend_invitation(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<admin::invitations::Changed>, ApiError> {
@@ -339,7 +366,7 @@ async fn resend_invitation(
 }
 
 async fn revoke_invitation(
-    Operator(actor): Operator,
+    Writer(actor): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<admin::invitations::Changed>, ApiError> {

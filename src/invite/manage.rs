@@ -104,7 +104,7 @@ pub(crate) enum Refused {
 pub(crate) async fn resend(
     conn: &mut PgConnection,
     id: i64,
-    actor: &str,
+    actor: &crate::audit::Actor,
     policy: Policy,
 ) -> Result<Result<(Invitation, Option<Token>), Refused>, sqlx::Error> {
     let mut tx = sqlx::Acquire::begin(conn).await?;
@@ -166,7 +166,7 @@ pub(crate) async fn resend(
 pub(crate) async fn revoke(
     conn: &mut PgConnection,
     id: i64,
-    actor: &str,
+    actor: &crate::audit::Actor,
 ) -> Result<Result<Invitation, Refused>, sqlx::Error> {
     let mut tx = sqlx::Acquire::begin(conn).await?;
     let Some(current) = locked(&mut tx, id).await? else {

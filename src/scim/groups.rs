@@ -373,9 +373,9 @@ async fn audit(
     id: Uuid,
     name: &str,
 ) -> Result<(), ScimError> {
-    crate::admin::audit::record(
+    crate::audit::record(
         conn,
-        &scim.client,
+        &crate::audit::Actor::named(scim.client.clone()),
         action,
         Some(&id.to_string()),
         &json!({ "displayName": name }),

@@ -316,9 +316,9 @@ pub(super) async fn write(
         ScimError::invalid_value(why.join("; "))
     })?;
     apply::apply_minted(conn, &body, Source::Scim, &state.config.roles).await?;
-    crate::admin::audit::record(
+    crate::audit::record(
         conn,
-        &scim.client,
+        &crate::audit::Actor::named(scim.client.clone()),
         match event_type {
             EventType::Created => "scim.user.create",
             EventType::Updated => "scim.user.update",

@@ -769,3 +769,192 @@ async fn operators_resend_and_revoke_invitations_in_the_console(db: PgPool) {
         .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
 }
+
+/// A viewer's token (`name:token:viewer`): walking every route of the admin
+/// API and the console, each read answers 200 and each change 403 — also
+/// for routes added later, since the list comes from the router — with the
+/// refusal audited, and nothing changed.
+#[sqlx::test]
+async fn a_viewer_reads_every_route_and_changes_nothing(db: PgPool) {
+    const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+    let app = TestApp::spawn_with(db.clone(), |c| {
+        c.admin_tokens = rosterd::bearer::BearerTokens::parse_named(Some(
+            &format!("ops:{ADMIN_TOKEN},eve:{VIEWER_TOKEN}:viewer").into(),
+        ))
+        .unwrap();
+    })
+    .await;
+    let ev = upsert_event(
+        "user.created",
+        "evt_1",
+        "2026-11-22T10:00:00Z",
+        "recA",
+        "ada@x.io",
+    );
+    assert_eq!(app.post_signed(&ev).await.status(), StatusCode::OK);
+    let before = db_state(&db).await;
+
+    let api: Vec<(Method, String)> = rosterd::routes(&config())
+        .table()
+        .iter()
+        .filter(|(_, p)| p.starts_with("/api/admin"))
+        .map(|(m, p)| {
+            (
+                Method::from_bytes(m.as_str().as_bytes()).unwrap(),
+                p.to_string(),
+            )
+        })
+        .collect();
+    let changes = api.iter().filter(|(m, _)| *m != Method::GET).count();
+    assert!(api.len() >= 13 && changes >= 7, "{api:?}");
+    for (method, path) in &api {
+        let r = app
+            .client
+            .request(method.clone(), app.url(&concrete(path)))
+            .bearer_auth(VIEWER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if *method == Method::GET {
+            assert_eq!(r.status(), StatusCode::OK, "{method} {path}");
+        } else {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "forbidden", "{method} {path}");
+        }
+    }
+
+    let c = Console::new(app.url(""));
+    let r = c.try_sign_in(VIEWER_TOKEN).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = format!(
+        "rosterd_console={}",
+        cookie_value(&set_cookie(&r, "rosterd_console").unwrap())
+    );
+    let people = c
+        .get("/console/people", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        people.contains("(viewer: read only)") && people.contains("class=\"viewer\""),
+        "{people}"
+    );
+    let csrf = csrf_in(&people);
+    let mut refused = 0;
+    for (method, path) in console_routes() {
+        let url = concrete(&path);
+        if method == Method::GET {
+            let mut r = c.get(&url, Some(&cookie)).await;
+            if r.status() == StatusCode::SEE_OTHER {
+                let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+                assert!(
+                    to.starts_with("/console/") && to != "/console/sign-in",
+                    "{path} → {to}"
+                );
+                r = c.get(&to, Some(&cookie)).await;
+            }
+            assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        } else if !OPEN.contains(&path.as_str()) && path != "/console/sign-out" {
+            let r = c
+                .post(
+                    &url,
+                    Some(&cookie),
+                    form(&[("csrf", &csrf), ("mode", "dry-run")]),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "POST {path}");
+            assert!(
+                r.text().await.unwrap().contains("signed in as a viewer"),
+                "{path}"
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused >= 7, "{refused}");
+    assert_eq!(db_state(&db).await, before, "a viewer changed nothing");
+    let audited: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "select actor, actor_role, target from audit_log where action = 'access.refused'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), changes + refused, "{audited:?}");
+    assert!(audited
+        .iter()
+        .all(|(a, r, _)| a == "eve" && r.as_deref() == Some("viewer")));
+    // The audit log says which role acted: a viewer's refusal, an
+    // operator's change.
+    let r = app
+        .admin_post("/api/admin/provision", Some(&json!({"dryRun": false})))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let log: serde_json::Value = app
+        .admin_get("/api/admin/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["action"], "provision.reconcile");
+    assert_eq!(
+        (
+            entries[0]["actor"].as_str(),
+            entries[0]["actorRole"].as_str()
+        ),
+        (Some("ops"), Some("operator"))
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "access.refused" && e["actorRole"] == "viewer"));
+}
+
+/// In headless Chromium, a viewer's pages show no action buttons (an
+/// operator's do), and the sign-out still works.
+#[sqlx::test]
+async fn a_viewer_sees_no_action_buttons_in_a_real_browser(db: PgPool) {
+    const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+    let app = TestApp::spawn_with(db.clone(), |c| {
+        c.admin_tokens = rosterd::bearer::BearerTokens::parse_named(Some(
+            &format!("ops:{ADMIN_TOKEN},eve:{VIEWER_TOKEN}:viewer").into(),
+        ))
+        .unwrap();
+    })
+    .await;
+    let ev = upsert_event(
+        "user.created",
+        "evt_1",
+        "2026-11-22T10:00:00Z",
+        "recA",
+        "ada@x.io",
+    );
+    assert_eq!(app.post_signed(&ev).await.status(), StatusCode::OK);
+    let visible_buttons = "return [...document.querySelectorAll('main form[method=post] button')]
+                           .filter(b => b.offsetParent !== null).length";
+    for (token, role) in [(ADMIN_TOKEN, "operator"), (VIEWER_TOKEN, "viewer")] {
+        let b = Browser::start().await;
+        b.goto(&app.url("/console/sign-in")).await;
+        b.type_into("#token", token).await;
+        b.click("button[type=submit]").await;
+        b.wait_url("/console/people").await;
+        let mut seen = 0;
+        for page in [
+            "/console/people/recA",
+            "/console/events/evt_1",
+            "/console/reconcile",
+        ] {
+            b.goto(&app.url(page)).await;
+            b.find("main").await;
+            seen += b.execute(visible_buttons).await.as_u64().unwrap();
+        }
+        if role == "viewer" {
+            assert_eq!(seen, 0, "a viewer sees no action buttons");
+            b.wait_text("(viewer: read only)").await;
+            b.click("form.signout button").await;
+            b.wait_url("/console/sign-in?done=signed-out").await;
+        } else {
+            assert!(seen >= 3, "an operator sees the buttons: {seen}");
+        }
+    }
+}
