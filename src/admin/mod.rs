@@ -7,6 +7,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod invitations;
 pub mod jobs;
+pub(crate) mod overrides;
 pub(crate) mod page;
 pub(crate) mod provision;
 pub(crate) mod replay;

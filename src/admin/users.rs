@@ -200,12 +200,22 @@ fn contains_pattern(q: &str) -> String {
 
 /// The roster, in record-id order: `q` finds a record id exactly or any
 /// part of an email or name (ignoring case); `status` is `active`,
-/// `disabled` or `deleted`.
+/// `disabled` or `deleted`; `overrides=true` keeps only people whose roles
+/// an operator overrides.
 pub(crate) async fn list(
     db: &PgPool,
     params: &HashMap<String, String>,
 ) -> Result<Page<PersonSummary>, AdminError> {
-    only_known(params, &["q", "status", "limit", "cursor"])?;
+    only_known(params, &["q", "status", "overrides", "limit", "cursor"])?;
+    let overrides = match params.get("overrides").map(String::as_str) {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(AdminError::BadInput(
+                "overrides must be true or false".into(),
+            ))
+        }
+    };
     let q = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
         return Err(AdminError::BadInput(format!(
@@ -233,13 +243,16 @@ pub(crate) async fn list(
              and ($2::text is null or id = $2
                   or email ilike $3 escape '\' or name ilike $3 escape '\')
              and ($4::text is null or id > $4)
+             and (not $6 or exists(select 1 from role_overrides o
+                                   where o.user_id = roster.auth_user_id))
            order by id
            limit $5"#,
         status.map(RowStatus::as_str),
         q,
         q.map(contains_pattern),
         after,
-        limit + 1
+        limit + 1,
+        overrides
     )
     .fetch_all(&mut *tx)
     .await?;

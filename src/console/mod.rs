@@ -38,6 +38,11 @@ pub(crate) fn router() -> crate::http::Routes {
         .page_get("/console/people", people::list)
         .page_get("/console/people/{id}", people::detail)
         .page_post("/console/people/{id}/provision", people::provision)
+        .page_post("/console/people/{id}/role-overrides", people::set_overrides)
+        .page_post(
+            "/console/people/{id}/role-overrides/delete",
+            people::lift_overrides,
+        )
         .page_get("/console/events", events::list)
         .page_post("/console/events/replay", events::replay_bulk)
         .page_get("/console/events/{eventId}", events::detail)
@@ -408,6 +413,9 @@ pub(crate) fn notice(key: Option<&String>) -> Option<&'static str> {
         "signed-out" => "Signed out.",
         "resent" => "Invitation resent: a new link is on its way, and the old one no longer works.",
         "revoked" => "Invitation revoked: its link no longer works.",
+        "overrides" => {
+            "Role overrides saved; the person is being provisioned with the effective roles."
+        }
         _ => return None,
     })
 }

@@ -33,6 +33,7 @@ pub(crate) async fn list(
                     }
                 }
             }
+            label { input type="checkbox" name="overrides" value="true" checked[params.get("overrides").is_some_and(|v| v == "true")]; " only role overrides" }
             button type="submit" { "Search" }
         }
         @if found.items.is_empty() {
@@ -129,6 +130,7 @@ pub(crate) async fn detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let d = admin::users::detail(&state.db, state.provider.as_ref(), &id).await?;
+    let overrides = admin::overrides::get(&state.db, &id).await?;
     let u = &d.user;
     let title = u.email.clone().unwrap_or_else(|| u.id.clone());
     let body = html! {
@@ -166,6 +168,7 @@ pub(crate) async fn detail(
                 }
             }
         }
+        (overrides_card(&session, &u.id, &overrides))
         h2 { "Invitations" }
         (super::invitations::table(&session, &d.invitations))
         h2 { "Jobs" }
@@ -193,5 +196,85 @@ pub(crate) async fn provision(
     Ok(Redirect::to(&format!(
         "/console/people/{}?done=provisioned",
         segment(&done.user_id)
+    )))
+}
+
+/// Mapped roles, the override and the effective roles side by side, with a
+/// form that replaces the override (comma-separated role names) and one
+/// that lifts it.
+fn overrides_card(session: &Session, id: &str, o: &admin::overrides::Overrides) -> Markup {
+    let action = format!("/console/people/{}/role-overrides", segment(id));
+    html! {
+        section.card.overrides {
+            h2 { "Role overrides" }
+            dl {
+                dt { "Mapped (groups, defaults)" } dd { (o.mapped.join(", ")) }
+                dt { "Preserved" } dd { (o.preserve.join(", ")) }
+                dt { "Suppressed" } dd { (o.suppress.join(", ")) }
+                dt { "Freeze" } dd { @match &o.frozen_roles { Some(kept) => { "on, keeping " (kept.join(", ")) }, None => "off" } }
+                dt { "Effective" } dd { strong { (o.effective.join(", ")) } }
+            }
+            @if o.user_id.is_some() {
+                form method="post" action=(action) {
+                    (csrf_field(session))
+                    label { "Preserve " input type="text" name="preserve" value=(o.preserve.join(", ")) placeholder="role, role"; }
+                    label { "Suppress " input type="text" name="suppress" value=(o.suppress.join(", ")) placeholder="role, role"; }
+                    label { input type="checkbox" name="freeze" value="true" checked[o.frozen_roles.is_some()]; " Freeze (sync revokes nothing)" }
+                    button type="submit" { "Save overrides" }
+                }
+                @if o.updated_by.is_some() {
+                    form.inline method="post" action={ (action) "/delete" } {
+                        (csrf_field(session))
+                        button.danger type="submit" { "Lift overrides" }
+                    }
+                }
+            } @else {
+                p.hint { "Overrides are kept per auth user: provision this person first." }
+            }
+        }
+    }
+}
+
+fn role_list(post: &Post, field: &str) -> Vec<String> {
+    post.field(field)
+        .map(|v| {
+            v.split(',')
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /console/people/{id}/role-overrides`.
+pub(crate) async fn set_overrides(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> Result<Redirect> {
+    let change = admin::overrides::Change {
+        preserve: role_list(&post, "preserve"),
+        suppress: role_list(&post, "suppress"),
+        freeze: post.field("freeze").as_deref() == Some("true"),
+    };
+    admin::overrides::set(&state.db, &post.session.actor(), &id, Some(&change)).await?;
+    state.wakeup.poke();
+    Ok(Redirect::to(&format!(
+        "/console/people/{}?done=overrides",
+        segment(&id)
+    )))
+}
+
+/// `POST /console/people/{id}/role-overrides/delete`.
+pub(crate) async fn lift_overrides(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> Result<Redirect> {
+    admin::overrides::set(&state.db, &post.session.actor(), &id, None).await?;
+    state.wakeup.poke();
+    Ok(Redirect::to(&format!(
+        "/console/people/{}?done=overrides",
+        segment(&id)
     )))
 }

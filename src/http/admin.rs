@@ -27,6 +27,9 @@ pub(crate) fn router() -> super::Routes {
         .post("/api/admin/events/{eventId}/replay", replay_one)
         .get("/api/admin/users/{id}", user_detail)
         .post("/api/admin/users/{id}/provision", provision_user)
+        .get("/api/admin/users/{id}/role-overrides", get_overrides)
+        .put("/api/admin/users/{id}/role-overrides", put_overrides)
+        .delete("/api/admin/users/{id}/role-overrides", delete_overrides)
         .post("/api/admin/provision", reconcile)
         .get("/api/admin/jobs", list_jobs)
         .post("/api/admin/jobs/{id}/retry", retry_job)
@@ -374,4 +377,34 @@ async fn revoke_invitation(
     Ok(Json(
         admin::invitations::revoke(&state.db, &actor, id).await?,
     ))
+}
+
+async fn get_overrides(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::overrides::Overrides>, ApiError> {
+    Ok(Json(admin::overrides::get(&state.db, &id).await?))
+}
+
+async fn put_overrides(
+    Writer(actor): Writer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<admin::overrides::Overrides>, ApiError> {
+    let change: admin::overrides::Change = json_body(body, false)?;
+    let done = admin::overrides::set(&state.db, &actor, &id, Some(&change)).await?;
+    state.wakeup.poke();
+    Ok(Json(done))
+}
+
+async fn delete_overrides(
+    Writer(actor): Writer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::overrides::Overrides>, ApiError> {
+    let done = admin::overrides::set(&state.db, &actor, &id, None).await?;
+    state.wakeup.poke();
+    Ok(Json(done))
 }

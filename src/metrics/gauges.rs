@@ -87,6 +87,8 @@ pub(crate) struct Snapshot {
     pub(crate) roster: [(RowStatus, i64); RowStatus::ALL.len()],
     /// Emails held by more than one live row.
     pub(crate) conflicts: i64,
+    /// People whose roles an operator overrides.
+    pub(crate) role_overrides: i64,
     /// How long ago these were read.
     pub(crate) age_secs: f64,
 }
@@ -114,7 +116,8 @@ impl Snapshot {
                    (select count(*) from (
                         select 1 from roster
                         where status <> $5 and email is not null
-                        group by email having count(*) > 1) c) as "conflicts!"
+                        group by email having count(*) > 1) c) as "conflicts!",
+                   (select count(*) from role_overrides) as "role_overrides!"
                from (select d.n + e.n as n, least(d.since, e.since) as since
                      from (select count(*) as n, min(run_at) as since from provisioning_jobs
                            where state = 'pending' and run_at <= now()) d,
@@ -147,6 +150,7 @@ impl Snapshot {
                 (RowStatus::Deleted, r.deleted),
             ],
             conflicts: r.conflicts,
+            role_overrides: r.role_overrides,
             age_secs: 0.0,
         })
     }
@@ -200,6 +204,12 @@ pub(crate) fn write_database(out: &mut String, snapshot: Option<&Snapshot>) {
         "Emails held by more than one live roster row (the newest answers; no event is refused for it)",
     );
     let _ = writeln!(out, "rosterd_roster_conflicts {}", s.conflicts);
+    family(
+        out,
+        "rosterd_role_overrides",
+        "People whose roles an operator overrides (preserve, suppress or freeze)",
+    );
+    let _ = writeln!(out, "rosterd_role_overrides {}", s.role_overrides);
 }
 
 fn family(out: &mut String, name: &str, help: &str) {
@@ -230,6 +240,7 @@ mod tests {
                 (RowStatus::Deleted, 2),
             ],
             conflicts: 1,
+            role_overrides: 3,
             age_secs: 2.0,
         };
         let mut out = String::from("# TYPE other counter\nother 1\n");
@@ -246,6 +257,7 @@ mod tests {
             "rosterd_queue_oldest_seconds 1.5\n",
             "rosterd_roster_rows{status=\"deleted\"} 2\n",
             "rosterd_roster_conflicts 1\n",
+            "rosterd_role_overrides 3\n",
             "rosterd_database_gauges_age_seconds 2\n",
         ] {
             assert!(out.contains(line), "{line:?} in {out}");

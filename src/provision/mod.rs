@@ -45,7 +45,7 @@ pub mod worker;
 use crate::db::RunPool;
 use crate::event::Email;
 use crate::outbox::{self, Job};
-use crate::roster::store::{link, link_new, link_row};
+use crate::roster::store::{has_override, link, link_new, link_row};
 use crate::state::Action;
 use locks::{Key, Locks};
 use person::{decide, load, Decision, Facts, Occupant, Person, Step};
@@ -206,6 +206,9 @@ async fn converge(
                 }
                 return Ok(plan.action);
             }
+            // The adopted user carries an operator's role override, which
+            // the decision could not see before the link: decide again.
+            Acted::Relinked => {}
             // Someone outside the locks had the email, or the roster moved
             // on: decide again from what is there now.
             Acted::Moved => look_up = true,
@@ -272,6 +275,7 @@ fn keys(facts: &Facts) -> BTreeSet<Key> {
 enum Acted {
     Done,
     Moved,
+    Relinked,
 }
 
 async fn act(
@@ -332,7 +336,7 @@ async fn act(
                     user: user.id,
                     fresh: false,
                 };
-                linking
+                let done = linking
                     .link(
                         locks.conn(),
                         email,
@@ -341,7 +345,11 @@ async fn act(
                     )
                     .await?
                     && (*update == UserUpdate::default()
-                        || settled(provider.update_user(user.id, update).await)?)
+                        || settled(provider.update_user(user.id, update).await)?);
+                if done && has_override(locks.conn(), user.id).await? {
+                    return Ok(Acted::Relinked);
+                }
+                done
             }
             Step::Update(id, update) => settled(provider.update_user(*id, update).await)?,
             Step::Ban(id) => {

@@ -958,3 +958,63 @@ async fn a_viewer_sees_no_action_buttons_in_a_real_browser(db: PgPool) {
         }
     }
 }
+
+/// In headless Chromium: an operator preserves a role on a person's page;
+/// once provisioning has run, the person's auth user has it, and the card
+/// shows mapped, override and effective roles side by side.
+#[sqlx::test]
+async fn an_operator_preserves_a_role_in_a_real_browser(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let ev = upsert_event(
+        "user.created",
+        "evt_1",
+        "2026-11-22T10:00:00Z",
+        "recA",
+        "ada@x.io",
+    );
+    assert_eq!(app.post_signed(&ev).await.status(), StatusCode::OK);
+    let provider = std::sync::Arc::new(rosterd::provision::provider::local::LocalProvider::new(
+        db.clone(),
+    ));
+    let worker = rosterd::provision::worker::Worker::new(
+        db.clone(),
+        provider,
+        rosterd::config::WorkerConfig::default(),
+    );
+    worker.drain().await.unwrap();
+
+    let b = Browser::start().await;
+    b.goto(&app.url("/console/sign-in")).await;
+    b.type_into("#token", ADMIN_TOKEN).await;
+    b.click("button[type=submit]").await;
+    b.wait_url("/console/people").await;
+    b.goto(&app.url("/console/people/recA")).await;
+    b.wait_text("Role overrides").await;
+    b.type_into("input[name=preserve]", "publisher").await;
+    b.click("section.overrides form button[type=submit]").await;
+    b.wait_text("Role overrides saved").await;
+    worker.drain().await.unwrap();
+    b.goto(&app.url("/console/people/recA")).await;
+    let card = b.text("section.overrides").await;
+    assert!(card.contains("Preserved\npublisher"), "{card}");
+    assert!(
+        card.contains("Effective\nadmin, publisher, reader"),
+        "{card}"
+    );
+    let roles: Vec<String> = sqlx::query_scalar(
+        "select jsonb_array_elements_text(app_metadata->'roles') from auth_accounts where email = 'ada@x.io'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(roles.contains(&"publisher".to_string()), "{roles:?}");
+    let auth = b.text("main").await;
+    assert!(auth.contains("admin, publisher, reader"), "{auth}");
+    // The people list can show only those with an override.
+    b.goto(&app.url("/console/people?overrides=true")).await;
+    let listed = b.text("main").await;
+    assert!(
+        listed.contains("ada@x.io") && !listed.contains("bo@x.io"),
+        "{listed}"
+    );
+}

@@ -22,6 +22,7 @@ mod lookup;
 mod metrics;
 mod openapi;
 mod ops;
+mod overrides;
 mod provisioning;
 mod prune;
 mod push;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every table of ours except the roster.
-const OTHER_TABLES: [&str; 9] = [
+const OTHER_TABLES: [&str; 10] = [
     "inbound_events",
     "provisioning_jobs",
     "provisioning_attempts",
@@ -21,6 +21,7 @@ const OTHER_TABLES: [&str; 9] = [
     "console_sessions",
     "scim_groups",
     "invitations",
+    "role_overrides",
 ];
 
 /// The columns `authenticated` may read.
@@ -135,6 +136,11 @@ async fn populate(db: &PgPool) {
     .unwrap();
     // Written by an identity provider over SCIM.
     sqlx::query("insert into scim_groups (id, display_name) values (gen_random_uuid(), 'admins')")
+        .execute(db)
+        .await
+        .unwrap();
+    // Written by an operator's role override.
+    sqlx::query("insert into role_overrides (user_id, preserve, updated_by) values (gen_random_uuid(), '{admin}', 'ops')")
         .execute(db)
         .await
         .unwrap();

@@ -101,6 +101,7 @@ async fn start(
             ]);
         }
         vars.extend([
+            ("ADMIN_TOKENS", format!("ops:{ADMIN_TOKEN}")),
             ("ROLE_MAP", "admins=admin".to_owned()),
             ("ROLE_DEFAULTS", "reader".to_owned()),
             ("WORKER_CONCURRENCY", "8".to_owned()),
@@ -288,7 +289,7 @@ pub async fn converge_n(
     seed: u64,
     histories: usize,
 ) {
-    converge_with(opts, provider, replicas, seed, histories, false).await
+    converge_with(opts, provider, replicas, seed, histories, false, false).await
 }
 
 /// As [`converge_n`]; with `inviting`, the replicas invite people by mail
@@ -301,6 +302,7 @@ async fn converge_with(
     seed: u64,
     histories: usize,
     inviting: bool,
+    overriding: bool,
 ) {
     // Several stress cases may run at once, but not beside a herd.
     let _shared = HEAVY.read().await;
@@ -339,9 +341,20 @@ async fn converge_with(
         in_order.extend(reference);
     }
     shuffled.shuffle(&mut rng);
+    let sent = std::sync::atomic::AtomicBool::new(false);
     tokio::join!(
-        send_all(&bases, shuffled, SENDERS, seed),
-        send_all(&bases, in_order, 1, seed),
+        async {
+            tokio::join!(
+                send_all(&bases, shuffled, SENDERS, seed),
+                send_all(&bases, in_order, 1, seed),
+            );
+            sent.store(true, std::sync::atomic::Ordering::Relaxed);
+        },
+        async {
+            if overriding {
+                override_meanwhile(&bases, histories, seed, &sent).await;
+            }
+        },
     );
     assert!(
         poll(Duration::from_secs(120 + histories as u64), || {
@@ -356,8 +369,16 @@ async fn converge_with(
     let users = all_users(reader.as_ref()).await;
     let mut diverged = Vec::new();
     for n in 0..histories {
-        let got = end_state(&db, &users, &format!("h{n}s")).await;
-        let want = end_state(&db, &users, &format!("h{n}r")).await;
+        let mut got = end_state(&db, &users, &format!("h{n}s")).await;
+        let mut want = end_state(&db, &users, &format!("h{n}r")).await;
+        if overriding {
+            // Only the shuffled namespace has overrides: its roles are
+            // checked against them below instead.
+            for end in [&mut got, &mut want] {
+                end.logins.values_mut().for_each(|l| l.1.clear());
+                end.roster.iter_mut().for_each(|r| r.4.clear());
+            }
+        }
         assert_eq!(got.roster, want.roster, "history {n}: rosters differ");
         if got.logins != want.logins {
             diverged.push(format!(
@@ -376,6 +397,11 @@ async fn converge_with(
         .await
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     assert_no_drift(&url, g.as_ref(), &format!("seed {seed}")).await;
+    if overriding {
+        check_overrides(&db, &users)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
     if let Some(smtp) = &smtp {
         check_invitations(&db, smtp)
             .await
@@ -421,6 +447,92 @@ async fn converge_with(
     );
     drop(service);
     db.close().await;
+}
+
+/// An operator changing role overrides of the shuffled namespace's records
+/// over the admin API, on random replicas, until the senders are done.
+async fn override_meanwhile(
+    bases: &[String],
+    histories: usize,
+    seed: u64,
+    sent: &std::sync::atomic::AtomicBool,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0e11);
+    let client = reqwest::Client::new();
+    let roles = ["admin", "reader", "auditor", "x1"];
+    let mut set = 0;
+    while !sent.load(std::sync::atomic::Ordering::Relaxed) {
+        let base = &bases[rng.gen_range(0..bases.len())];
+        let record = format!(
+            "h{}s-rec{}",
+            rng.gen_range(0..histories),
+            rng.gen_range(0..RECORDS)
+        );
+        let url = format!("{base}/api/admin/users/{record}/role-overrides");
+        let pick = |rng: &mut StdRng| -> Vec<&str> {
+            roles
+                .iter()
+                .copied()
+                .filter(|_| rng.gen_bool(0.3))
+                .collect()
+        };
+        let req = if rng.gen_bool(0.2) {
+            client.delete(&url)
+        } else {
+            let preserve = pick(&mut rng);
+            let suppress: Vec<&str> = pick(&mut rng)
+                .into_iter()
+                .filter(|r| !preserve.contains(r))
+                .collect();
+            let body =
+                json!({"preserve": preserve, "suppress": suppress, "freeze": rng.gen_bool(0.3)});
+            client.put(&url).json(&body)
+        };
+        let status = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap().status();
+        // Not there yet, or no auth user yet: both fine mid-history.
+        assert!(
+            matches!(status.as_u16(), 200 | 404 | 409),
+            "{url}: {status}"
+        );
+        set += usize::from(status == 200);
+    }
+    assert!(set > 0, "no override was ever set: the case tests nothing");
+}
+
+/// Every user that can log in has exactly the effective roles of the row
+/// it is linked to: its mapped roles with its override applied.
+async fn check_overrides(db: &PgPool, users: &[AuthUser]) -> Result<(), String> {
+    let mut checked = 0;
+    for u in users.iter().filter(|u| !u.banned) {
+        let want: Option<Vec<String>> = sqlx::query_scalar(
+            "select case when o.user_id is null then r.roles
+                         else effective_roles(r.roles, o.preserve, o.suppress, o.frozen_roles) end
+               from roster r left join role_overrides o on o.user_id = r.auth_user_id
+              where r.auth_user_id = $1",
+        )
+        .bind(u.id)
+        .fetch_optional(db)
+        .await
+        .unwrap();
+        let mut have = u.roles.clone();
+        have.sort();
+        if let Some(mut want) = want {
+            want.sort();
+            if have != want {
+                return Err(format!(
+                    "{} has roles {have:?}, its override says {want:?}",
+                    u.email
+                ));
+            }
+            checked += 1;
+        }
+    }
+    let overridden: i64 = sqlx::query_scalar("select count(*) from role_overrides")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    eprintln!("stress overrides: {checked} logins checked, {overridden} overrides in force");
+    Ok(())
 }
 
 /// Holders (docs/contract.md §4: the newest live row of each email) that
@@ -548,6 +660,7 @@ async fn local_two_replicas_inviting(_p: PgPoolOptions, opts: PgConnectOptions) 
         seed(),
         histories_per_case(),
         true,
+        false,
     )
     .await;
 }
@@ -595,5 +708,25 @@ async fn supabase_422_two_replicas(_p: PgPoolOptions, opts: PgConnectOptions) {
 #[sqlx::test]
 async fn supabase_two_replicas_inviting(_p: PgPoolOptions, opts: PgConnectOptions) {
     let shape = Provider::Supabase(Shape::Status500);
-    converge_with(&opts, shape, 2, seed(), histories_per_case(), true).await;
+    converge_with(&opts, shape, 2, seed(), histories_per_case(), true, false).await;
+}
+
+#[sqlx::test]
+async fn local_two_replicas_overriding(_p: PgPoolOptions, opts: PgConnectOptions) {
+    converge_with(
+        &opts,
+        Provider::Local,
+        2,
+        seed(),
+        histories_per_case(),
+        false,
+        true,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn supabase_two_replicas_overriding(_p: PgPoolOptions, opts: PgConnectOptions) {
+    let shape = Provider::Supabase(Shape::Status422);
+    converge_with(&opts, shape, 2, seed(), histories_per_case(), false, true).await;
 }

@@ -9,6 +9,7 @@
 //! - [`people`]: the rows carrying an email, and which of them holds it
 //!   (the holder rule, written once there);
 //! - [`links`]: which roster row each auth user is linked to;
+//! - [`overrides`]: operators' role overrides per auth user;
 //! - [`groups`]: SCIM groups (their members are rows whose `groups` name them);
 //! - [`search`]: records and groups as SCIM shows them, filtered in SQL.
 
@@ -16,6 +17,7 @@ mod events;
 mod filter_sql;
 mod groups;
 mod links;
+mod overrides;
 mod people;
 mod rows;
 mod search;
@@ -29,6 +31,7 @@ pub(crate) use groups::{
 };
 pub(crate) use links::LinkRow;
 pub(crate) use links::{all_links, link, link_new, link_row};
+pub(crate) use overrides::{delete_override, has_override, put_override, roles_view, RolesView};
 pub(crate) use people::{each_person, person_rows};
 pub use people::{email_conflicts, holder_of};
 pub(crate) use people::{

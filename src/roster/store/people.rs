@@ -38,9 +38,12 @@ pub(crate) async fn person_rows(
 ) -> Result<Vec<PersonRow>, sqlx::Error> {
     let mut rows = sqlx::query_as!(
         PersonRow,
-        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
-           from roster where email = $1
-           order by profile_at desc, profile_event_id desc"#,
+        r#"select r.id, r.email as "email!", r.status as "status!: RowStatus", r.name,
+                  case when o.user_id is null then r.roles
+                       else effective_roles(r.roles, o.preserve, o.suppress, o.frozen_roles) end as "roles!", r.auth_user_id
+           from roster r left join role_overrides o on o.user_id = r.auth_user_id
+           where r.email = $1
+           order by r.profile_at desc, r.profile_event_id desc"#,
         email.as_str()
     )
     .fetch_all(conn)
@@ -57,9 +60,12 @@ pub(crate) async fn each_person(
 ) -> Result<(), sqlx::Error> {
     let mut rows = sqlx::query_as!(
         PersonRow,
-        r#"select id, email as "email!", status as "status!: RowStatus", name, roles, auth_user_id
-           from roster where email is not null
-           order by email, profile_at desc, profile_event_id desc"#
+        r#"select r.id, r.email as "email!", r.status as "status!: RowStatus", r.name,
+                  case when o.user_id is null then r.roles
+                       else effective_roles(r.roles, o.preserve, o.suppress, o.frozen_roles) end as "roles!", r.auth_user_id
+           from roster r left join role_overrides o on o.user_id = r.auth_user_id
+           where r.email is not null
+           order by r.email, r.profile_at desc, r.profile_event_id desc"#
     )
     .fetch(conn);
     let mut person: Vec<PersonRow> = Vec::new();
@@ -128,11 +134,14 @@ pub(crate) async fn login_row_by_email(
 ) -> Result<Option<LoginRow>, sqlx::Error> {
     let mut rows = sqlx::query_as!(
         LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
+        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus",
+                  case when o.user_id is null then r.roles
+                       else effective_roles(r.roles, o.preserve, o.suppress, o.frozen_roles) end as "roles!", r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
                          where j.email = r.email and j.kind = 'provision'
                            and j.state in ('pending', 'running')) as "pending!"
-           from roster r where r.email = $1
+           from roster r left join role_overrides o on o.user_id = r.auth_user_id
+           where r.email = $1
            order by r.profile_at desc, r.profile_event_id desc"#,
         email.as_str()
     )
@@ -148,11 +157,14 @@ pub(crate) async fn login_row_by_id(
 ) -> Result<Option<LoginRow>, sqlx::Error> {
     sqlx::query_as!(
         LoginRow,
-        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus", r.roles, r.auth_user_id,
+        r#"select r.id, r.email, r.name, r.status as "status!: RowStatus",
+                  case when o.user_id is null then r.roles
+                       else effective_roles(r.roles, o.preserve, o.suppress, o.frozen_roles) end as "roles!", r.auth_user_id,
                   exists(select 1 from provisioning_jobs j
                          where j.email = r.email and j.kind = 'provision'
                            and j.state in ('pending', 'running')) as "pending!"
-           from roster r where r.id = $1"#,
+           from roster r left join role_overrides o on o.user_id = r.auth_user_id
+           where r.id = $1"#,
         id.as_str()
     )
     .fetch_optional(conn)
