@@ -890,3 +890,45 @@ async fn a_lost_create_still_invites_and_an_old_account_does_not(db: PgPool) {
         .contains("ada@acme.example"));
     assert_eq!(auth_state(&s, "grace@acme.example").await, "active");
 }
+
+/// Deleted before accepting: the open invitation is revoked at once, its
+/// link stops working, and the lookup no longer finds the person.
+#[sqlx::test]
+async fn deleting_the_person_revokes_the_open_invitation(db: PgPool) {
+    let mut s = setup(db.clone(), false).await;
+    let at = |n: u32| format!("2026-11-22T10:00:{n:02}Z");
+    send(
+        &s,
+        "user.created",
+        "e1",
+        &at(1),
+        "rec1",
+        "ada@acme.example",
+        "active",
+    )
+    .await;
+    s.worker.drain().await.unwrap();
+    let link = smtp::link_in(&s.smtp.wait_for(1, Duration::from_secs(10)).await[0]);
+    assert_eq!(
+        no_redirects().get(&link).send().await.unwrap().status(),
+        200
+    );
+    send(&s, "user.deleted", "e2", &at(2), "rec1", "", "").await;
+    s.worker.drain().await.unwrap();
+    let state: (String, Option<String>) =
+        sqlx::query_as("select state, revoked_reason from invitations")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(state, ("revoked".into(), Some("left".into())));
+    assert_eq!(
+        no_redirects().get(&link).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        no_redirects().post(&link).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(s.app.lookup("email=ada@acme.example").await.status(), 403);
+    s.smtp.stop().await;
+}
