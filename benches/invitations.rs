@@ -5,42 +5,17 @@
 //!   DATABASE_URL=… ROSTERD_SMTPD_PYTHON=python3-with-aiosmtpd \
 //!     target/release/deps/invitations-… --bench [--mails 2000] [--concurrency 1,8,32]
 
+mod drain;
+
+use drain::{arg, fresh_db};
 use rosterd::config::WorkerConfig;
 use rosterd::invite::deliver::Delivery;
 use rosterd::invite::mail::{Letter, Mailer};
 use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::worker::Worker;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-async fn fresh_db(url: &str, name: &str, connections: u32) -> PgPool {
-    let admin = PgPool::connect(url).await.expect("DATABASE_URL reachable");
-    for sql in [
-        format!("drop database if exists {name}"),
-        format!("create database {name}"),
-    ] {
-        sqlx::query(&sql).execute(&admin).await.unwrap();
-    }
-    admin.close().await;
-    let opts = rosterd::db::worker_options(url.parse::<PgConnectOptions>().unwrap().database(name));
-    let pool = PgPoolOptions::new()
-        .max_connections(connections)
-        .connect_with(opts)
-        .await
-        .unwrap();
-    rosterd::db::MIGRATOR.run(&pool).await.unwrap();
-    pool
-}
 
 /// `n` active people, each with an auth user and an unsent invitation
 /// whose mail job is queued.

@@ -12,49 +12,22 @@
 //! Needs DATABASE_URL (a server where it may create databases); `make
 //! bench` provides one.
 
+mod drain;
+
 #[allow(dead_code)]
 #[path = "../tests/api/gotrue.rs"]
 mod gotrue;
 
+use drain::{arg, fresh_db};
 use rosterd::config::WorkerConfig;
 use rosterd::provision::provider::local::LocalProvider;
 use rosterd::provision::provider::supabase::SupabaseProvider;
 use rosterd::provision::provider::{AuthProvider, Profile};
 use rosterd::provision::worker::Worker;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-async fn fresh_db(url: &str, name: &str, connections: u32) -> PgPool {
-    let admin = PgPool::connect(url).await.expect("DATABASE_URL reachable");
-    sqlx::query(&format!("drop database if exists {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("create database {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    // The same connection settings as the service's worker pool.
-    let opts = rosterd::db::worker_options(url.parse::<PgConnectOptions>().unwrap().database(name));
-    let pool = PgPoolOptions::new()
-        .max_connections(connections)
-        .connect_with(opts)
-        .await
-        .unwrap();
-    rosterd::db::MIGRATOR.run(&pool).await.unwrap();
-    pool
-}
 
 async fn seed(db: &PgPool, n: i64) {
     sqlx::raw_sql(&format!(
